@@ -1,0 +1,165 @@
+"""The continued run folder: stitching, accounting, provenance and the atomic write.
+
+    <output>/<source name>__continued/
+        config.json                    the source's config, the live model, source.continued_from
+        result.json                    rewards, error, timing (replay and live apart), counts
+        prompts.json                   the prompts delivered, verbatim
+        trajectory/llm_trajectory.jsonl  recorded lines served (byte for byte), then live exchanges
+        trajectory/acp_trajectory.jsonl  the agent's ACP session updates
+        agent/openhands.txt            the agent's own log
+        agent/workspace-cut.txt        the workspace manifest at the cut-point
+        verifier/                      reward.txt or reward.json, test stdout/stderr
+
+The folder is assembled under a hidden ``.partial`` name beside its final
+place and renamed when complete: a reader never sees half a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, OutputExists
+from .runfolder import Exchange
+
+__all__ = [
+    "OutputPaths",
+    "SUFFIX",
+    "output_name",
+    "redactor",
+    "stitch",
+    "usage_totals",
+]
+
+SUFFIX = "__continued"
+REDACTED = "***REDACTED***"
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.I)
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """The only place that names the files of a run folder we write."""
+
+    final: Path
+    staging: Path
+
+    @classmethod
+    def create(cls, jobs_dir: Path, name: str) -> OutputPaths:
+        final = jobs_dir / name
+        if final.exists():
+            raise OutputExists(f"{final} already exists; it is never overwritten: move it or pass another --output")
+        try:
+            jobs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--output {jobs_dir}: cannot create it ({exc.strerror})") from None
+        staging = jobs_dir / f".{name}.partial-{os.getpid()}"
+        try:
+            for sub in ("trajectory", "agent", "verifier"):
+                (staging / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--output {jobs_dir}: cannot write there ({exc.strerror})") from None
+        return cls(final=final, staging=staging)
+
+    @property
+    def config(self) -> Path:
+        return self.staging / "config.json"
+
+    @property
+    def result(self) -> Path:
+        return self.staging / "result.json"
+
+    @property
+    def prompts(self) -> Path:
+        return self.staging / "prompts.json"
+
+    @property
+    def trajectory(self) -> Path:
+        return self.staging / "trajectory" / "llm_trajectory.jsonl"
+
+    @property
+    def acp_trajectory(self) -> Path:
+        return self.staging / "trajectory" / "acp_trajectory.jsonl"
+
+    @property
+    def agent_log(self) -> Path:
+        return self.staging / "agent" / "openhands.txt"
+
+    @property
+    def cut_manifest(self) -> Path:
+        return self.staging / "agent" / "workspace-cut.txt"
+
+    @property
+    def verifier(self) -> Path:
+        return self.staging / "verifier"
+
+    def commit(self) -> Path:
+        if self.final.exists():
+            raise OutputExists(
+                f"{self.final} appeared while this run was writing; the result is left in {self.staging}"
+            )
+        os.rename(self.staging, self.final)
+        return self.final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def output_name(source_name: str) -> str:
+    """``<source>__continued``; a continued run's name does not stack suffixes."""
+    return source_name if source_name.endswith(SUFFIX) else source_name + SUFFIX
+
+
+def redactor(extra: Iterable[str] = ()) -> Any:
+    """A function that blanks every credential value found in the host environment."""
+    secrets = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}
+    secrets.update(s for s in extra if s)
+    ordered = sorted(secrets, key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        for secret in ordered:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    return redact
+
+
+def stitch(recorded: list[Exchange], served_upto: int | None, live: list[dict[str, Any]], redact: Any) -> bytes:
+    """The recorded lines up to the last one served (byte for byte), then the live exchanges."""
+    lines = [e.raw for e in recorded if served_upto is not None and e.index <= served_upto]
+    lines += [redact(json.dumps(x, ensure_ascii=False)).encode() for x in live]
+    return b"".join(line + b"\n" for line in lines)
+
+
+def _usage_of(usage: dict[str, Any]) -> dict[str, int]:
+    details = usage.get("prompt_tokens_details") or {}
+    cache_read = usage.get("cache_read_input_tokens") or (
+        details.get("cached_tokens") if isinstance(details, dict) else 0
+    )
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    return {
+        "n_input_tokens": prompt,
+        "n_output_tokens": completion,
+        "n_cache_read_tokens": int(cache_read or 0),
+        "n_cache_creation_tokens": int(usage.get("cache_creation_input_tokens") or 0),
+        "total_tokens": int(usage.get("total_tokens") or prompt + completion),
+    }
+
+
+def usage_totals(usages: Iterable[dict[str, Any]]) -> dict[str, int]:
+    total = {k: 0 for k in _usage_of({})}
+    for usage in usages:
+        for key, value in _usage_of(usage).items():
+            total[key] += value
+    return total
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,190 @@
+"""The loopback HTTP server the agent talks to (OpenAI chat-completions wire protocol).
+
+It joins the pure :class:`~benchflow_continue.replay.Router` to the live model
+and records every live exchange in the recording's own schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from .live import LiveAnswer, LiveModel
+from .replay import Router, sse_events
+
+__all__ = ["ReplayProxy", "RECORDED_REQUEST_KEYS"]
+
+#: the fields benchflow's capture keeps of a request body; live exchanges are recorded alike
+RECORDED_REQUEST_KEYS = ("model", "messages", "tools", "stream", "reasoning_effort", "thinking")
+MAX_BODY = 64 * 1024 * 1024
+
+Hook = Callable[[], Awaitable[None]]
+
+
+def _error(status: int, message: str, kind: str = "benchflow_continue_error") -> web.Response:
+    return web.json_response({"error": {"type": kind, "message": message}}, status=status)
+
+
+class ReplayProxy:
+    def __init__(
+        self,
+        router: Router,
+        live: LiveModel | None,
+        *,
+        key: str,
+        model_alias: str,
+        on_cut: Hook | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.router = router
+        self.live = live  # None under --replay-only: the run stops at the cut-point
+        self.key = key
+        self.model_alias = model_alias
+        self.on_cut = on_cut
+        self.on_event = on_event or (lambda kind, data: None)
+        self.live_exchanges: list[dict[str, Any]] = []
+        self.retries = 0
+        #: set when the run must stop: cut-point under replay-only, or a divergence abort
+        self.stop_requested = asyncio.Event()
+        self.stop_reason: str | None = None
+        self.closed = False
+        self._lock = asyncio.Lock()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_post("/chat/completions", self._completions)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/models", self._models)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sock = site._server.sockets[0]  # type: ignore[union-attr]
+        bound_host, bound_port = sock.getsockname()[:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        return self.url
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _authorized(self, request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "")
+        given = given[7:] if given.lower().startswith("bearer ") else request.headers.get("api-key", "")
+        return hmac.compare_digest(given.encode(), self.key.encode())
+
+    async def _health(self, request: web.Request) -> web.Response:
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        nodelay = bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) if sock else None
+        return web.json_response(
+            {
+                "status": "closed" if self.closed else "ok",
+                "replayed": len(self.router.served),
+                "remaining": self.router.remaining,
+                "live": len(self.live_exchanges),
+                "tcp_nodelay": nodelay,
+            }
+        )
+
+    async def _models(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _error(401, "missing or wrong API key for this run", "authentication_error")
+        alias = self.model_alias.split("/", 1)[-1]
+        return web.json_response({"object": "list", "data": [{"id": alias, "object": "model"}]})
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            return _error(401, "missing or wrong API key for this run", "authentication_error")
+        if self.closed or self.stop_requested.is_set():
+            return _error(503, f"this run has ended ({self.stop_reason or 'closed'})")
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return _error(400, "request body is not JSON", "invalid_request_error")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _error(400, "request body must be an object with a 'messages' list", "invalid_request_error")
+        stream = bool(body.get("stream"))
+        async with self._lock:
+            decision = self.router.route(raw, body)
+            if decision.divergence is not None:
+                self.on_event("divergence", decision.divergence.to_json())
+            if decision.kind == "abort":
+                assert decision.divergence is not None
+                self.stop_reason = (
+                    f"replay diverged at exchange {decision.divergence.index}: {decision.divergence.detail}"
+                )
+                self.stop_requested.set()
+                return _error(409, self.stop_reason)
+            if decision.kind == "cut":
+                self.on_event("cut", {"served": len(self.router.served)})
+                if self.on_cut is not None:
+                    await self.on_cut()
+                if self.live is None:
+                    self.stop_reason = "replay-only: the recorded exchanges are used up (cut-point)"
+                    self.stop_requested.set()
+                    return _error(503, self.stop_reason)
+        if decision.kind in ("replay", "retry"):
+            assert decision.exchange is not None
+            if decision.kind == "retry":
+                self.retries += 1
+            self.on_event(decision.kind, {"index": decision.exchange.index, "served": len(self.router.served)})
+            return await self._answer(request, 200, decision.exchange.response_body, stream)
+        assert self.live is not None
+        answer = await self.live.complete(body)
+        self._record(request.path, body, answer)
+        self.on_event("live", {"n": len(self.live_exchanges), "status": answer.status})
+        return await self._answer(request, answer.status, answer.body, stream)
+
+    async def _answer(
+        self, request: web.Request, status: int, body: dict[str, Any], stream: bool
+    ) -> web.StreamResponse:
+        if not stream or status != 200:
+            return web.json_response(body, status=status)
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in sse_events(body):
+            await response.write(event)
+        await response.write_eof()
+        return response
+
+    def _record(self, path: str, body: dict[str, Any], answer: LiveAnswer) -> None:
+        self.live_exchanges.append(
+            {
+                "request": {
+                    "timestamp": answer.started.isoformat(),
+                    "method": "POST",
+                    "path": path,
+                    "headers": {},
+                    "body": {k: body[k] for k in RECORDED_REQUEST_KEYS if k in body},
+                },
+                "response": {
+                    "timestamp": answer.finished.isoformat(),
+                    "status_code": answer.status,
+                    "headers": {},
+                    "body": answer.body,
+                },
+                "duration_ms": answer.duration_ms,
+                "metadata": {
+                    "request_model": body.get("model"),
+                    "provider_model": self.live.model if self.live else None,
+                    "call_type": "acompletion",
+                    "call_purpose": "agent",
+                    "recorded_by": "benchflow-continue",
+                    "recorded_at": datetime.now().isoformat(),
+                },
+            }
+        )

@@ -1,0 +1,125 @@
+"""The replay decision and the streaming form of a recorded answer: no sockets here.
+
+:class:`Router` decides, request by request, whether the agent gets a recorded
+answer, the same answer again (a retry), or the live model (the cut-point).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .matching import Divergence, compare
+from .runfolder import Exchange
+
+__all__ = ["Decision", "Router", "sse_events"]
+
+Kind = Literal["replay", "retry", "cut", "live", "abort"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: Kind
+    exchange: Exchange | None = None  # the recorded exchange to serve, for replay and retry
+    divergence: Divergence | None = None  # set when this request left the rails
+
+
+@dataclass
+class Router:
+    """Serve recorded answers in order, then hand over to the live model.
+
+    Recorded calls that failed (an error status, or 200 with no choices) were
+    followed by the agent's own retry of the same request, so they are skipped:
+    the agent gets the successful answer at once and spends no retry wait.
+    """
+
+    exchanges: list[Exchange]
+    #: serve only the first ``cut`` recorded exchanges (None: all of them)
+    cut: int | None = None
+    #: "warn": note divergences and go on; "abort": stop at the first one
+    on_divergence: Literal["warn", "abort"] = "warn"
+    divergences: list[Divergence] = field(default_factory=list)
+    served: list[Exchange] = field(default_factory=list)
+    live_started: bool = False
+    _last_request: bytes | None = None
+
+    def __post_init__(self) -> None:
+        prefix = self.exchanges if self.cut is None else self.exchanges[: self.cut]
+        self.queue = [e for e in prefix if e.ok]
+        self.skipped = [e for e in prefix if not e.ok]
+
+    @property
+    def remaining(self) -> int:
+        return len(self.queue) - len(self.served)
+
+    @property
+    def last_served_index(self) -> int | None:
+        return self.served[-1].index if self.served else None
+
+    def route(self, raw: bytes, body: dict[str, Any]) -> Decision:
+        if self.live_started:
+            return Decision("live")
+        if self.served and raw == self._last_request:
+            # byte-identical to the request just answered: the agent retried
+            return Decision("retry", self.served[-1])
+        if not self.remaining:
+            self.live_started = True
+            return Decision("cut")
+        exchange = self.queue[len(self.served)]
+        divergence = compare(exchange.index, exchange.request_body, body)
+        if divergence is not None:
+            self.divergences.append(divergence)
+            if self.on_divergence == "abort":
+                return Decision("abort", exchange, divergence)
+        self.served.append(exchange)
+        self._last_request = raw
+        return Decision("replay", exchange, divergence)
+
+
+def _chunk(base: dict[str, Any], choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {**base, "object": "chat.completion.chunk", "choices": choices, **extra}
+
+
+def sse_events(completion: dict[str, Any]) -> Iterator[bytes]:
+    """A final ChatCompletion re-emitted as ``chat.completion.chunk`` SSE events.
+
+    Every choice is streamed (not only the first), with its reasoning, content,
+    each tool call whole (id, name, arguments), the finish reason, then usage and
+    ``[DONE]``.
+    """
+    base = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint") if k in completion}
+    for choice in completion.get("choices") or []:
+        index = choice.get("index", 0)
+        message = choice.get("message") or {}
+        first: dict[str, Any] = {"role": message.get("role", "assistant")}
+        for key in ("reasoning_content", "reasoning", "thinking_blocks"):
+            if message.get(key):
+                first[key] = message[key]
+        yield _event(_chunk(base, [{"index": index, "delta": first, "finish_reason": None}]))
+        if message.get("content"):
+            delta = {"content": message["content"]}
+            yield _event(_chunk(base, [{"index": index, "delta": delta, "finish_reason": None}]))
+        for position, call in enumerate(message.get("tool_calls") or []):
+            function = call.get("function") or {}
+            delta = {
+                "tool_calls": [
+                    {
+                        "index": position,
+                        "id": call.get("id"),
+                        "type": call.get("type", "function"),
+                        "function": {"name": function.get("name"), "arguments": function.get("arguments", "")},
+                    }
+                ]
+            }
+            yield _event(_chunk(base, [{"index": index, "delta": delta, "finish_reason": None}]))
+        finish = choice.get("finish_reason") or "stop"
+        yield _event(_chunk(base, [{"index": index, "delta": {}, "finish_reason": finish}]))
+    if completion.get("usage"):
+        yield _event(_chunk(base, [], usage=completion["usage"]))
+    yield b"data: [DONE]\n\n"
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"

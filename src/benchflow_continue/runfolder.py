@@ -1,0 +1,296 @@
+"""Read and validate a benchflow rollout folder.
+
+A rollout folder holds ``config.json`` and ``trajectory/llm_trajectory.jsonl``
+(required), and usually ``result.json`` and ``prompts.json``. Every problem is a
+:class:`RunFolderError` naming the file, the line and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import NotContinuable, RunFolderError
+
+__all__ = [
+    "TIMEOUT_CATEGORIES",
+    "Exchange",
+    "RunFolder",
+    "load_run_folder",
+    "parse_trajectory",
+]
+
+TRAJECTORY = Path("trajectory") / "llm_trajectory.jsonl"
+TIMEOUT_CATEGORIES = frozenset({"timeout", "idle_timeout"})
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One recorded LLM call: the request the agent sent and the answer it got."""
+
+    index: int
+    line: int  # 1-based line of the file where the exchange starts
+    raw: bytes  # the exchange's own line(s), byte for byte, for stitching
+    request: dict[str, Any]
+    response: dict[str, Any]
+    duration_ms: float | None = None
+
+    @property
+    def request_body(self) -> dict[str, Any]:
+        return self.request["body"]
+
+    @property
+    def response_body(self) -> dict[str, Any]:
+        body = self.response.get("body")
+        return body if isinstance(body, dict) else {}
+
+    @property
+    def status(self) -> int:
+        return int(self.response.get("status_code", 200))
+
+    @property
+    def ok(self) -> bool:
+        """A usable answer: status 200 and at least one choice."""
+        return self.status == 200 and bool(self.response_body.get("choices"))
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        usage = self.response_body.get("usage")
+        return usage if isinstance(usage, dict) else {}
+
+
+@dataclass
+class RunFolder:
+    path: Path
+    config: dict[str, Any]
+    result: dict[str, Any] | None
+    prompts: list[str] | None
+    exchanges: list[Exchange]
+    trajectory_sha256: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def agent(self) -> str:
+        return str(self.config.get("agent", ""))
+
+    @property
+    def model(self) -> str | None:
+        model = self.config.get("model") or (self.result or {}).get("model")
+        return str(model) if model else None
+
+    @property
+    def task_name(self) -> str:
+        name = (self.result or {}).get("task_name")
+        if name:
+            return str(name)
+        task_path = self.config.get("task_path")
+        if task_path:
+            return Path(str(task_path)).name
+        # benchflow names rollouts <task>__<id>
+        return self.path.name.split("__")[0]
+
+    @property
+    def error_category(self) -> str | None:
+        if self.result is None:
+            return None
+        category = self.result.get("error_category")
+        if category:
+            return str(category)
+        if self.result.get("agent_timeout_info"):
+            return "timeout"
+        if self.result.get("idle_timeout_info"):
+            return "idle_timeout"
+        return None
+
+    @property
+    def is_timeout(self) -> bool:
+        return self.error_category in TIMEOUT_CATEGORIES
+
+    @property
+    def timeout_sec(self) -> float | None:
+        value = self.config.get("timeout_sec")
+        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+    @property
+    def agent_model_alias(self) -> str:
+        """The model name the agent was configured with (``LLM_MODEL``).
+
+        OpenHands changes behaviour with the model name (API flavour, prompt
+        features), so the replayed agent must see the same one.
+        """
+        agent_env = self.config.get("agent_env")
+        if isinstance(agent_env, dict) and agent_env.get("LLM_MODEL"):
+            return str(agent_env["LLM_MODEL"])
+        for exchange in self.exchanges:
+            model = exchange.request_body.get("model")
+            if isinstance(model, str) and model:
+                return model if "/" in model else f"openai/{model}"
+        return "openai/benchflow-continue"
+
+
+def _read_json_object(path: Path, required: bool) -> dict[str, Any] | None:
+    if not path.is_file():
+        if required:
+            raise RunFolderError(path, "missing; a benchflow rollout folder has config.json")
+        return None
+    try:
+        data = json.loads(path.read_bytes())
+    except UnicodeDecodeError:
+        raise RunFolderError(path, "not UTF-8 text; expected a JSON object") from None
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(path, f"not valid JSON ({exc.msg} at column {exc.colno})", exc.lineno) from None
+    if not isinstance(data, dict):
+        raise RunFolderError(path, f"expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _read_prompts(path: Path) -> list[str] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFolderError(path, f"not valid JSON ({exc}); expected a list of prompt strings") from None
+    if isinstance(data, dict) and "prompts" in data:
+        data = data["prompts"]
+    if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
+        raise RunFolderError(path, 'expected a list of strings or {"prompts": [...]}')
+    return data
+
+
+def _check_exchange(path: Path, line: int, obj: dict[str, Any]) -> None:
+    request, response = obj.get("request"), obj.get("response")
+    if not isinstance(request, dict):
+        raise RunFolderError(path, "exchange has no 'request' object", line)
+    if not isinstance(response, dict):
+        raise RunFolderError(path, "exchange has no 'response' object", line)
+    body = request.get("body")
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        raise RunFolderError(path, "request.body must be an object with a 'messages' list", line)
+    status = response.get("status_code", 200)
+    if not isinstance(status, int):
+        raise RunFolderError(path, f"response.status_code must be an integer, found {status!r}", line)
+
+
+def parse_trajectory(path: Path, data: bytes) -> tuple[list[Exchange], list[str]]:
+    """Parse ``llm_trajectory.jsonl`` bytes into exchanges, with notes on what was tolerated.
+
+    Tolerated: blank lines; an exchange written as a request line followed by a
+    response line. Refused: anything else that is not an exchange.
+    """
+    exchanges: list[Exchange] = []
+    notes: list[str] = []
+    lines = data.split(b"\n")
+    last_content = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
+    blank = 0
+    pending: tuple[int, bytes, dict[str, Any]] | None = None  # a request-only line
+    for i, raw in enumerate(lines):
+        lineno = i + 1
+        if not raw.strip():
+            blank += 1 if i < len(lines) - 1 else 0
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RunFolderError(
+                path, f"not UTF-8 (byte {exc.start}); expected one JSON exchange per line", lineno
+            ) from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if i == last_content and not data.endswith(b"\n"):
+                raise RunFolderError(
+                    path,
+                    f"last line is truncated ({exc.msg}): the run was killed while writing it; "
+                    f"delete that line to continue from the {len(exchanges)} complete exchanges",
+                    lineno,
+                ) from None
+            raise RunFolderError(path, f"not valid JSON ({exc.msg} at column {exc.colno})", lineno) from None
+        if not isinstance(obj, dict):
+            raise RunFolderError(path, f"expected a JSON object (an exchange), found {type(obj).__name__}", lineno)
+        if "request" in obj and "response" not in obj:
+            if pending is not None:
+                raise RunFolderError(path, "request line follows another request line with no response", lineno)
+            pending = (lineno, raw, obj)
+            continue
+        if "response" in obj and "request" not in obj:
+            if pending is None:
+                raise RunFolderError(path, "response with no request before it", lineno)
+            start, first_raw, first = pending
+            pending = None
+            merged = {**first, **obj}
+            _check_exchange(path, start, merged)
+            exchanges.append(_exchange(len(exchanges), start, first_raw + b"\n" + raw, merged))
+            notes.append(f"lines {start}-{lineno}: request and response on separate lines, joined")
+            continue
+        if pending is not None:
+            raise RunFolderError(path, "request with no response after it", pending[0])
+        _check_exchange(path, lineno, obj)
+        exchanges.append(_exchange(len(exchanges), lineno, raw, obj))
+    if pending is not None:
+        raise RunFolderError(path, "request with no response after it (last exchange incomplete)", pending[0])
+    if blank:
+        notes.append(f"{blank} blank line(s) skipped")
+    return exchanges, notes
+
+
+def _exchange(index: int, line: int, raw: bytes, obj: dict[str, Any]) -> Exchange:
+    duration = obj.get("duration_ms")
+    return Exchange(
+        index=index,
+        line=line,
+        raw=raw.rstrip(b"\r"),
+        request=obj["request"],
+        response=obj["response"],
+        duration_ms=float(duration) if isinstance(duration, (int, float)) else None,
+    )
+
+
+def load_run_folder(path: Path, *, allow_empty: bool = False) -> RunFolder:
+    """Load a rollout folder; raise :class:`RunFolderError` for anything malformed."""
+    path = Path(path)
+    if not path.exists():
+        raise RunFolderError(path, "no such folder")
+    if not path.is_dir():
+        raise RunFolderError(path, "not a folder; pass the rollout folder that holds config.json")
+    config = _read_json_object(path / "config.json", required=True)
+    assert config is not None
+    if not config.get("agent"):
+        raise RunFolderError(path / "config.json", "no 'agent' field; expected the agent name, e.g. \"openhands\"")
+    result = _read_json_object(path / "result.json", required=False)
+    prompts = _read_prompts(path / "prompts.json")
+    trajectory = path / TRAJECTORY
+    if not trajectory.is_file():
+        raise RunFolderError(trajectory, "missing; the recorded LLM exchanges are what replay serves")
+    data = trajectory.read_bytes()
+    exchanges, notes = parse_trajectory(trajectory, data)
+    if not exchanges and not allow_empty:
+        raise RunFolderError(trajectory, "holds no exchanges; there is nothing to replay")
+    return RunFolder(
+        path=path,
+        config=config,
+        result=result,
+        prompts=prompts,
+        exchanges=exchanges,
+        trajectory_sha256=hashlib.sha256(data).hexdigest(),
+        notes=notes,
+    )
+
+
+def check_continuable(run: RunFolder, *, require_timeout: bool) -> list[str]:
+    """Refuse runs this tool cannot continue; return warnings for doubtful ones."""
+    if run.agent != "openhands":
+        raise NotContinuable(
+            f"{run.path / 'config.json'}: agent is {run.agent!r}; only openhands runs can be continued"
+        )
+    warnings: list[str] = []
+    if not run.is_timeout:
+        status = run.error_category or ("no result.json" if run.result is None else "no error (completed)")
+        message = f"{run.path}: recorded status is {status}, not a timeout"
+        if require_timeout:
+            raise NotContinuable(message + " (refused under --require-timeout)")
+        warnings.append(message + "; continuing anyway")
+    return warnings

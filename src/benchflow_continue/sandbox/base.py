@@ -1,0 +1,63 @@
+"""The sandbox interface: what a backend must do for a continuation.
+
+A backend gives a fresh, pristine environment built from the task's image, runs
+commands in it, moves files in and out, and is always torn down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["ExecResult", "Mount", "Sandbox", "workspace_digest"]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder the sandbox must see at the same path, read-only (the agent's install)."""
+
+    path: Path
+
+
+class Sandbox(Protocol):
+    name: str
+    workdir: str  # the task's working directory inside the sandbox
+    env: dict[str, str]  # the image's environment (Dockerfile ENV)
+
+    async def start(self) -> None: ...
+
+    def command(self, argv: list[str], env: dict[str, str], cwd: str | None = None) -> list[str]:
+        """The host command that runs ``argv`` inside the sandbox with stdio attached."""
+        ...
+
+    async def exec(
+        self, argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None
+    ) -> ExecResult: ...
+
+    async def upload(self, source: Path, target: str) -> None: ...
+
+    async def download(self, source: str, target: Path) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def workspace_digest(sandbox: Sandbox) -> tuple[str, str]:
+    """A digest of the workspace (every file's path and sha256) and the manifest it hashes."""
+    import hashlib
+
+    script = 'cd "$1" && find . \\( -type f -o -type l \\) -print0 | LC_ALL=C sort -z | xargs -0r sha256sum'
+    result = await sandbox.exec(["sh", "-c", script, "digest", sandbox.workdir], timeout=300)
+    if result.returncode != 0:
+        from ..errors import SandboxError
+
+        raise SandboxError(f"could not digest {sandbox.workdir}: {result.stderr.strip()[-300:]}")
+    return "sha256:" + hashlib.sha256(result.stdout.encode()).hexdigest(), result.stdout

@@ -1,0 +1,197 @@
+"""The ``local`` backend: a bubblewrap mount namespace on this machine.
+
+The sandbox root is bwrap's own empty tmpfs; the host's ``/usr`` and ``/etc``
+are bound read-only, and fresh per-run folders are bound at the task's working
+directory (``/app``), ``/tests``, ``/logs``, ``/root`` (HOME) and ``/tmp``, so
+the absolute paths a recording names work without touching the host. The
+network namespace is shared: the agent reaches the proxy on the host loopback.
+
+Only what a Dockerfile can express without building an image is honoured:
+``FROM`` a Debian bookworm base (this machine's own system), ``WORKDIR``,
+``ENV`` and ``COPY``/``ADD`` of files from ``environment/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+from ..errors import SandboxError, UnsupportedTask
+from ..task import Task
+from .base import ExecResult, Mount
+
+__all__ = ["LocalSandbox", "COMPATIBLE_BASES"]
+
+#: base images whose userland is this machine's own (Debian 12)
+COMPATIBLE_BASES = (
+    "debian:bookworm*",
+    "debian:12*",
+    "localhost/debian:bookworm*",
+    "docker.io/library/debian:bookworm*",
+)
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: stands in for tmux inside the sandbox: OpenHands then picks its subprocess terminal
+NO_TMUX = "#!/bin/sh\necho 'tmux is hidden in this sandbox' >&2\nexit 127\n"
+
+
+def check_local_compatible(task: Task) -> None:
+    dockerfile = task.dockerfile
+    where = task.environment_dir / "Dockerfile"
+    fix = "this needs a container backend; the local backend only honours FROM debian:bookworm, WORKDIR, ENV, COPY/ADD"
+    for line, text in dockerfile.other:
+        raise UnsupportedTask(f"{where}:{line}: {text.split()[0]} {fix}")
+    base = dockerfile.base_image
+    if base and not any(fnmatch.fnmatch(base, pattern) for pattern in COMPATIBLE_BASES):
+        raise UnsupportedTask(f"{where}: FROM {base} is not this machine's system (Debian 12); {fix}")
+
+
+class LocalSandbox:
+    name = "local"
+
+    def __init__(self, task: Task, mounts: list[Mount] | None = None) -> None:
+        check_local_compatible(task)
+        self.task = task
+        self.workdir = task.dockerfile.workdir
+        self.env = dict(task.dockerfile.env)
+        self.mounts = mounts or []
+        self.root: Path | None = None
+        self._procs: set[asyncio.subprocess.Process] = set()
+
+    # host folders behind the sandbox's writable paths
+    def _binds(self) -> dict[str, Path]:
+        assert self.root is not None, "sandbox not started"
+        return {
+            self.workdir: self.root / "workspace",
+            "/tests": self.root / "tests",
+            "/logs": self.root / "logs",
+            "/root": self.root / "home",
+            "/tmp": self.root / "tmp",
+        }
+
+    def host_path(self, path: str) -> Path:
+        """The host file behind a sandbox path (only under the writable binds)."""
+        for target, source in sorted(self._binds().items(), key=lambda kv: -len(kv[0])):
+            if path == target or path.startswith(target.rstrip("/") + "/"):
+                return source / os.path.relpath(path, target)
+        raise SandboxError(f"{path} is outside the sandbox's writable folders ({', '.join(self._binds())})")
+
+    @property
+    def workspace(self) -> Path:
+        return self._binds()[self.workdir]
+
+    async def start(self) -> None:
+        if shutil.which("bwrap") is None:
+            raise SandboxError("bwrap not found; install it (Debian package 'bubblewrap') or run scripts/setup.sh")
+        self.root = Path(tempfile.mkdtemp(prefix="bfc-sandbox-"))
+        for path in self._binds().values():
+            path.mkdir(parents=True)
+        for sub in ("agent", "verifier", "artifacts"):
+            (self.root / "logs" / sub).mkdir()
+        (self.root / "no-tmux").write_text(NO_TMUX)
+        (self.root / "no-tmux").chmod(0o755)
+        self._seed()
+        probe = await self.exec(["true"], timeout=60)
+        if probe.returncode != 0:
+            raise SandboxError(f"bwrap could not start a sandbox: {probe.stderr.strip() or probe.returncode}")
+
+    def _seed(self) -> None:
+        """COPY/ADD files from the task's environment/ folder, as the image build would."""
+        context = self.task.environment_dir.resolve()
+        for sources, dest in self.task.dockerfile.copies:
+            target = dest if dest.startswith("/") else f"{self.workdir.rstrip('/')}/{dest}"
+            for source in sources:
+                src = (context / source).resolve()
+                if not src.is_relative_to(context) or not src.exists():
+                    raise UnsupportedTask(f"{context / 'Dockerfile'}: COPY {source}: not a file in environment/")
+                into_dir = target.endswith("/") or src.is_dir() or len(sources) > 1
+                host = self.host_path(target.rstrip("/") or "/")
+                if src.is_dir():
+                    shutil.copytree(src, host, dirs_exist_ok=True)
+                else:
+                    dst = host / src.name if into_dir else host
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, dst)
+
+    def _bwrap_args(self, env: dict[str, str], cwd: str | None) -> list[str]:
+        assert self.root is not None
+        args = ["bwrap", "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+        for name in ("bin", "lib", "lib64", "sbin", "lib32", "libx32"):
+            host = Path("/") / name
+            if host.is_symlink():
+                args += ["--symlink", os.readlink(host), f"/{name}"]
+            elif host.is_dir():
+                args += ["--ro-bind", str(host), f"/{name}"]
+        for mount in self.mounts:
+            args += ["--ro-bind", str(mount.path), str(mount.path)]
+        for target, source in self._binds().items():
+            args += ["--bind", str(source), target]
+        for folder in SYSTEM_PATH.split(":"):
+            tmux = Path(folder) / "tmux"
+            if tmux.exists() and not Path(folder).is_symlink():
+                args += ["--ro-bind", str(self.root / "no-tmux"), str(tmux)]
+        args += ["--dev", "/dev", "--proc", "/proc", "--die-with-parent", "--unshare-pid"]
+        args += ["--chdir", cwd or self.workdir, "--clearenv"]
+        merged = {"PATH": SYSTEM_PATH, "HOME": "/root", "USER": "root", "LANG": "C.UTF-8", **self.env, **env}
+        for key, value in merged.items():
+            args += ["--setenv", key, value]
+        return args + ["--"]
+
+    def command(self, argv: list[str], env: dict[str, str], cwd: str | None = None) -> list[str]:
+        return self._bwrap_args(env, cwd) + argv
+
+    async def exec(
+        self, argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None
+    ) -> ExecResult:
+        proc = await asyncio.create_subprocess_exec(
+            *self.command(argv, env or {}),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._procs.add(proc)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            kill_group(proc)
+            out, err = await proc.communicate()
+            return ExecResult(-1, out.decode(errors="replace"), err.decode(errors="replace"), timed_out=True)
+        finally:
+            self._procs.discard(proc)
+        return ExecResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    async def upload(self, source: Path, target: str) -> None:
+        host = self.host_path(target)
+        if source.is_dir():
+            shutil.copytree(source, host, dirs_exist_ok=True)
+        else:
+            host.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, host)
+
+    async def download(self, source: str, target: Path) -> None:
+        host = self.host_path(source)
+        if host.is_dir():
+            shutil.copytree(host, target, dirs_exist_ok=True, symlinks=True)
+        elif host.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(host, target)
+
+    async def stop(self) -> None:
+        for proc in list(self._procs):
+            kill_group(proc)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+
+def kill_group(proc: asyncio.subprocess.Process) -> None:
+    """Kill a process started in its own session, with everything it started."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,365 @@
+"""One continuation, phase by phase: prepare (validate everything, touch nothing),
+then boot, replay, live, verify and write. Failures after ``prepare`` are
+recorded in result.json; the sandbox, proxy and agent are always torn down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .agents import openhands
+from .errors import ContinueError, InputError, ReplayDiverged
+from .live import LiveModel
+from .output import OutputPaths, output_name, redactor, stitch, usage_totals, write_json
+from .proxy import ReplayProxy
+from .replay import Router
+from .runfolder import RunFolder, check_continuable, load_run_folder
+from .sandbox import resolve_backend
+from .sandbox.base import workspace_digest
+from .sandbox.local import LocalSandbox
+from .task import Task, load_task, resolve_task_dir
+from .verify import run_verifier
+
+__all__ = ["ContinueOptions", "Plan", "Progress", "prepare", "execute"]
+
+Progress = Callable[[str, dict[str, Any]], None]
+DEFAULT_TIMEOUT = 900.0
+
+
+@dataclass
+class ContinueOptions:
+    run_dir: Path
+    tasks_dir: Path | None = None
+    model: str | None = None
+    timeout: float | None = None
+    output: Path | None = None
+    require_timeout: bool = False
+    strict_divergence: bool = False
+    replay_only: bool = False
+    sandbox: str | None = None
+    #: output folder name (default ``<source>__continued``)
+    name: str | None = None
+    #: the source is a task with an empty recording: record a first run (the example generator)
+    record_new: bool = False
+
+
+@dataclass
+class Plan:
+    """Everything a continuation needs, validated before anything boots."""
+
+    options: ContinueOptions
+    run: RunFolder
+    task: Task
+    backend: str
+    live_model: str | None
+    timeout: float
+    replay_timeout: float
+    prompts: list[str]
+    jobs_dir: Path
+    name: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare(options: ContinueOptions) -> Plan:
+    run = load_run_folder(options.run_dir, allow_empty=options.record_new)
+    warnings = [] if options.record_new else check_continuable(run, require_timeout=options.require_timeout)
+    warnings += [f"{run.path / 'trajectory/llm_trajectory.jsonl'}: {note}" for note in run.notes]
+    task_dir = resolve_task_dir(run.task_name, options.tasks_dir, run.config.get("task_path"))
+    task = load_task(task_dir)
+    backend = resolve_backend(options.sandbox, run.config.get("environment"))
+    LocalSandbox(task)  # refuses a Dockerfile the local backend cannot honour, before anything boots
+    live_model = None if options.replay_only else (options.model or run.model)
+    if not options.replay_only and not live_model:
+        raise InputError(f"{run.path / 'config.json'}: no model recorded; pass --model for the live continuation")
+    if options.timeout is not None and options.timeout <= 0:
+        raise InputError(f"--timeout {options.timeout:g}: must be a positive number of seconds")
+    timeout = options.timeout or run.timeout_sec or task.agent_timeout or DEFAULT_TIMEOUT
+    recorded = (run.result or {}).get("timing", {}) or {}
+    original = recorded.get("agent_execution") or run.timeout_sec or timeout
+    # replay re-runs every recorded command, so it needs at most about the original's time
+    replay_timeout = max(600.0, 3 * float(original))
+    prompts = run.prompts or _first_user_message(run) or ([task.instruction] if task.instruction else [])
+    if not prompts:
+        raise InputError(f"{run.path}: no prompts.json, no recorded user message and no instruction.md to send")
+    jobs_dir = options.output or run.path.parent / "continued"
+    name = options.name or output_name(run.path.name)
+    if jobs_dir.resolve().is_relative_to(run.path.resolve()):
+        raise InputError(f"--output {jobs_dir}: inside the source folder, which is never modified")
+    if (jobs_dir / name).exists():
+        raise InputError(f"{jobs_dir / name} already exists; it is never overwritten: move it or pass another --output")
+    return Plan(
+        options, run, task, backend, live_model, float(timeout), replay_timeout, prompts, jobs_dir, name, warnings
+    )
+
+
+def _first_user_message(run: RunFolder) -> list[str]:
+    for exchange in run.exchanges[:1]:
+        for message in exchange.request_body.get("messages", []):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, list):
+                    content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+                return [content] if isinstance(content, str) and content else []
+    return []
+
+
+@dataclass
+class _Clock:
+    started: float = field(default_factory=time.monotonic)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.monotonic()
+
+    def between(self, start: str, end: str) -> float | None:
+        if start in self.marks and end in self.marks:
+            return round(self.marks[end] - self.marks[start], 3)
+        return None
+
+
+async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> dict[str, Any]:
+    """Run the continuation and write its folder; returns the summary written to result.json."""
+    run, task = plan.run, plan.task
+    paths = OutputPaths.create(plan.jobs_dir, plan.name)
+    key = "bfc-" + secrets.token_urlsafe(24)
+    redact = redactor([key])
+    clock = _Clock()
+    started_at = datetime.now()
+    state: dict[str, Any] = {"error": None, "error_category": None, "verifier_error": None, "rewards": None}
+    router = Router(run.exchanges, on_divergence="abort" if plan.options.strict_divergence else "warn")
+    live = LiveModel(plan.live_model) if plan.live_model else None
+    sandbox: LocalSandbox | None = None
+    proxy: ReplayProxy | None = None
+    outcome: openhands.AgentOutcome | None = None
+    digests: dict[str, str | None] = {"cut": None, "end": None}
+    committed = False
+    try:
+        progress("phase", {"phase": "installing agent"})
+        install = await asyncio.to_thread(openhands.ensure_installed, lambda m: progress("log", {"message": m}))
+        progress("phase", {"phase": "booting sandbox"})
+        clock.mark("boot")
+        sandbox = LocalSandbox(task, install.mounts)
+        await sandbox.start()
+        clock.mark("booted")
+
+        async def on_cut() -> None:
+            clock.mark("cut")
+            assert sandbox is not None
+            digests["cut"], manifest = await workspace_digest(sandbox)
+            paths.cut_manifest.write_text(manifest)
+            progress("cut", {"served": len(router.served), "digest": digests["cut"]})
+
+        proxy = ReplayProxy(router, live, key=key, model_alias=run.agent_model_alias, on_cut=on_cut, on_event=progress)
+        url = await proxy.start()
+        env = openhands.agent_env(install, url, key, run.agent_model_alias)
+
+        async def should_stop() -> str:
+            assert proxy is not None
+            while True:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(proxy.stop_requested.wait(), 0.25)
+                if proxy.stop_requested.is_set():
+                    return "stopped"
+                now = time.monotonic()
+                if "cut" not in clock.marks and now - clock.marks["launch"] > plan.replay_timeout:
+                    return "replay_timeout"
+                if "cut" in clock.marks and now - clock.marks["cut"] > plan.timeout:
+                    return "timeout"
+
+        progress("phase", {"phase": "replaying", "total": len(router.queue)})
+        clock.mark("launch")
+        outcome = await openhands.run_openhands(
+            sandbox, install, env, plan.prompts, stderr_path=paths.agent_log, should_stop=should_stop
+        )
+        clock.mark("agent_end")
+        _judge(outcome, proxy, plan, state)
+        digests["end"], _ = await workspace_digest(sandbox)
+        progress("phase", {"phase": "verifying"})
+        clock.mark("verify")
+        try:
+            verdict = await run_verifier(sandbox, task, paths.verifier)
+            state["rewards"] = verdict.rewards
+        except ContinueError as exc:
+            state["verifier_error"] = str(exc)
+        clock.mark("verified")
+    except ContinueError as exc:
+        state["error"], state["error_category"] = str(exc), exc.category
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM): no half-written folder is left behind
+        paths.discard()
+        raise
+    finally:
+        if proxy is not None:
+            await proxy.stop()
+        if sandbox is not None:
+            await sandbox.stop()
+        clock.mark("end")
+    try:
+        summary = _write(plan, paths, router, proxy, outcome, state, digests, clock, started_at, redact)
+        paths.commit()
+        committed = True
+    finally:
+        if not committed:
+            paths.discard()
+    summary["output"] = str(paths.final)
+    return summary
+
+
+def _judge(outcome: openhands.AgentOutcome, proxy: ReplayProxy, plan: Plan, state: dict[str, Any]) -> None:
+    """Turn how the agent stopped into result.json's error fields."""
+    reason = outcome.stop_reason
+    if reason == "stopped" and proxy.router.divergences and plan.options.strict_divergence:
+        error = ReplayDiverged(f"--strict-divergence: {proxy.stop_reason}")
+        state["error"], state["error_category"] = str(error), error.category
+    elif reason == "stopped":
+        pass  # replay-only reached its cut-point
+    elif reason == "timeout":
+        state["error"] = f"agent timed out after {plan.timeout:g} s of live budget (--timeout)"
+        state["error_category"] = "timeout"
+    elif reason == "replay_timeout":
+        state["error"] = f"replay did not reach the cut-point within {plan.replay_timeout:g} s"
+        state["error_category"] = "timeout"
+    elif reason in ("crashed", "error"):
+        state["error"], state["error_category"] = f"agent {reason}: {outcome.error}", "acp_error"
+    elif reason != "end_turn":
+        state["error"], state["error_category"] = f"agent stopped: {reason}", "acp_error"
+
+
+def _write(
+    plan: Plan,
+    paths: OutputPaths,
+    router: Router,
+    proxy: ReplayProxy | None,
+    outcome: openhands.AgentOutcome | None,
+    state: dict[str, Any],
+    digests: dict[str, str | None],
+    clock: _Clock,
+    started_at: datetime,
+    redact: Callable[[str], str],
+) -> dict[str, Any]:
+    run = plan.run
+    live = proxy.live_exchanges if proxy else []
+    served = router.served
+    last = router.last_served_index
+    paths.trajectory.write_bytes(stitch(run.exchanges, last, live, redact))
+    if outcome is not None:
+        paths.acp_trajectory.write_text("".join(redact(json.dumps(e)) + "\n" for e in outcome.events))
+    if paths.agent_log.exists():
+        paths.agent_log.write_text(redact(paths.agent_log.read_text(errors="replace")))
+    write_json(paths.prompts, plan.prompts)
+
+    prefix = [e for e in run.exchanges if last is not None and e.index <= last]
+    recorded_usage = usage_totals(e.usage for e in prefix)
+    live_usage = usage_totals(x["response"]["body"].get("usage") or {} for x in live)
+    total_usage = {k: recorded_usage[k] + live_usage[k] for k in recorded_usage}
+    replay_sec = clock.between("launch", "cut") if "cut" in clock.marks else clock.between("launch", "agent_end")
+    live_sec = clock.between("cut", "agent_end")
+    continuation = {
+        "tool": f"benchflow-continue {__version__}",
+        "recorded_exchanges": len(run.exchanges),
+        "replayed_exchanges": len(served),
+        "skipped_failed_exchanges": len(router.skipped),
+        "retries_served": proxy.retries if proxy else 0,
+        "live_exchanges": len(live),
+        "cut_point": (last + 1) if last is not None else 0,
+        "reached_cut_point": "cut" in clock.marks,
+        "divergences": [d.to_json() for d in router.divergences],
+        "agent_stop_reason": outcome.stop_reason if outcome else None,
+        "replay_sec": replay_sec,
+        "live_sec": live_sec,
+        "live_timeout_sec": plan.timeout,
+        "replay_timeout_sec": plan.replay_timeout,
+        "workspace_digest_at_cut": digests["cut"],
+        "workspace_digest_end": digests["end"],
+        "sandbox": plan.backend,
+        "terminal": "subprocess (tmux hidden in the sandbox)",
+    }
+    source_result = dict(run.result or {})
+    result = {
+        **source_result,
+        "task_name": run.task_name,
+        "rollout_name": plan.name,
+        "agent": "openhands",
+        "model": plan.live_model or run.model,
+        "rewards": state["rewards"],
+        "n_prompts": len(plan.prompts),
+        "agent_result": {
+            **total_usage,
+            "cost_usd": None,
+            "usage_source": "provider_response",
+            "recorded_prefix": recorded_usage,
+            "live": live_usage,
+        },
+        "error": state["error"],
+        "error_category": state["error_category"],
+        "verifier_error": state["verifier_error"],
+        "started_at": started_at.isoformat(sep=" "),
+        "finished_at": datetime.now().isoformat(sep=" "),
+        "timing": {
+            "environment_setup": clock.between("boot", "booted"),
+            "agent_execution": clock.between("launch", "agent_end"),
+            "replay": replay_sec,
+            "live": live_sec,
+            "verifier": clock.between("verify", "verified"),
+            "total": round(clock.marks["end"] - clock.started, 3),
+        },
+        "continuation": continuation,
+    }
+    for stale in ("agent_timeout_info", "idle_timeout_info", "trajectory_summary", "final_metrics"):
+        result.pop(stale, None)
+    config = dict(run.config)
+    source = dict(config.get("source") or {})
+    if not plan.options.record_new:
+        link = {
+            "rollout": run.path.name,
+            "task_name": run.task_name,
+            "trajectory_sha256": run.trajectory_sha256,
+            "cut_point": continuation["cut_point"],
+            "original_model": run.model,
+            "live_model": plan.live_model,
+            "source_error_category": run.error_category,
+            "source_rewards": (run.result or {}).get("rewards"),
+        }
+        source["continued_from"] = link
+        source["continuation_chain"] = list(source.get("continuation_chain") or []) + [link]
+    config.update(
+        {
+            "task_path": config.get("task_path") or run.task_name,
+            "model": plan.live_model or run.model,
+            "environment": plan.backend,
+            "sandbox_user": "root",
+            "timeout_sec": plan.timeout,
+            "started_at": started_at.isoformat(sep=" "),
+            "source": source,
+        }
+    )
+    write_json(paths.config, json.loads(redact(json.dumps(config))))
+    write_json(paths.result, result)
+    return {
+        "rewards": state["rewards"],
+        "error": state["error"],
+        "error_category": state["error_category"],
+        "verifier_error": state["verifier_error"],
+        **{
+            k: continuation[k]
+            for k in (
+                "replayed_exchanges",
+                "live_exchanges",
+                "cut_point",
+                "divergences",
+                "workspace_digest_at_cut",
+                "replay_sec",
+                "live_sec",
+            )
+        },
+    }
