@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchflow_continue.errors import TaskError, TaskNotFound, UnsupportedTask
+from benchflow_continue.sandbox.local import check_local_compatible
+from benchflow_continue.task import load_task, parse_dockerfile, resolve_task_dir
+
+from ..conftest import EXAMPLES
+
+
+def make_task(root: Path, dockerfile: str, name: str = "t") -> Path:
+    task = root / name
+    (task / "environment").mkdir(parents=True)
+    (task / "tests").mkdir()
+    (task / "tests" / "test.sh").write_text("echo 1 > /logs/verifier/reward.txt\n")
+    (task / "environment" / "Dockerfile").write_text(dockerfile)
+    (task / "task.toml").write_text("[verifier]\ntimeout_sec = 12\n")
+    return task
+
+
+def test_resolves_by_name_in_tasks_dir_or_recorded_path(tmp_path: Path) -> None:
+    task = make_task(tmp_path, "FROM debian:bookworm\n")
+    assert resolve_task_dir("t", tmp_path, None) == task
+    assert resolve_task_dir("t", None, str(task)) == task
+
+
+@pytest.mark.parametrize(
+    ("tasks_dir", "recorded", "message"),
+    [
+        pytest.param("missing", None, "no such folder", id="tasks-dir-missing"),
+        pytest.param("afile", None, "is a file", id="tasks-dir-is-file"),
+        pytest.param(".", None, r"looked in .*/other", id="not-in-tasks-dir"),
+        pytest.param(None, "/nowhere/t", "recorded task_path", id="recorded-path-gone"),
+        pytest.param(None, None, "nowhere", id="nothing-to-go-on"),
+    ],
+)
+def test_task_not_found_says_where_it_looked(tmp_path: Path, tasks_dir, recorded, message) -> None:
+    (tmp_path / "afile").write_text("x")
+    where = None if tasks_dir is None else tmp_path / tasks_dir
+    with pytest.raises(TaskNotFound, match=message):
+        resolve_task_dir("other", where, recorded)
+
+
+def test_dockerfile_parsing() -> None:
+    df = parse_dockerfile(EXAMPLES / "tasks" / "inventory-report" / "environment" / "Dockerfile")
+    assert df.base_image == "debian:bookworm-slim"
+    assert df.workdir == "/app" and df.env == {"REPORT_DIR": "/app/report"}
+    assert df.copies == [(["inventory.csv"], "/app/inventory.csv")] and df.other == []
+
+
+def test_dockerfile_continuations_env_forms_and_relative_workdir(tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text("# c\nFROM debian:12\nWORKDIR /srv\nWORKDIR app\nENV A=1 B=\"two words\"\nENV C three words\nCOPY --chown=1 a \\\n  b ./\n")
+    df = parse_dockerfile(path)
+    assert df.workdir == "/srv/app"
+    assert df.env == {"A": "1", "B": "two words", "C": "three words"}
+    assert df.copies == [(["a", "b"], "./")]
+
+
+def test_local_backend_refuses_what_it_cannot_build(tmp_path: Path) -> None:
+    task = load_task(make_task(tmp_path, "FROM debian:bookworm\nRUN apt-get install -y git\n"))
+    with pytest.raises(UnsupportedTask, match=r"Dockerfile:2: RUN .*container backend"):
+        check_local_compatible(task)
+    other = load_task(make_task(tmp_path, "FROM python:3.12-alpine\n", name="u"))
+    with pytest.raises(UnsupportedTask, match="FROM python:3.12-alpine"):
+        check_local_compatible(other)
+    check_local_compatible(load_task(EXAMPLES / "tasks" / "inventory-report"))
+
+
+def test_task_without_verifier_is_an_error(tmp_path: Path) -> None:
+    task = make_task(tmp_path, "FROM debian:bookworm\n")
+    (task / "tests" / "test.sh").unlink()
+    with pytest.raises(TaskError, match="no tests/test.sh"):
+        load_task(task)
+
+
+def test_task_toml_values(tmp_path: Path) -> None:
+    task = load_task(make_task(tmp_path, "FROM debian:bookworm\n"))
+    assert task.verifier_timeout == 12.0 and task.agent_timeout is None
+    (task.path / "task.toml").write_text("[verifier\n")
+    with pytest.raises(TaskError, match="not valid TOML"):
+        load_task(task.path)
