@@ -161,7 +161,7 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
 
         proxy = ReplayProxy(router, live, key=key, model_alias=run.agent_model_alias, on_cut=on_cut, on_event=progress)
         url = await proxy.start()
-        env = openhands.agent_env(install, url, key, run.agent_model_alias)
+        env = openhands.agent_env(url, key, run.agent_model_alias)
 
         async def should_stop() -> str:
             assert proxy is not None
@@ -263,7 +263,7 @@ def _write(
     live_usage = usage_totals(x["response"]["body"].get("usage") or {} for x in live)
     total_usage = {k: recorded_usage[k] + live_usage[k] for k in recorded_usage}
     replay_sec = clock.between("launch", "cut") if "cut" in clock.marks else clock.between("launch", "agent_end")
-    live_sec = clock.between("cut", "agent_end")
+    live_sec = clock.between("cut", "agent_end") if plan.live_model else None
     continuation = {
         "tool": f"benchflow-continue {__version__}",
         "recorded_exchanges": len(run.exchanges),

@@ -84,7 +84,13 @@ def test_workspace_digest_tracks_content() -> None:
 def test_verifier_scores_and_keeps_output(tmp_path: Path) -> None:
     async def check(box: LocalSandbox) -> Any:
         zero = await run_verifier(box, box.task, tmp_path / "v0")
-        await box.exec(["sh", "-c", "mkdir -p /app/report && printf 'electronics,67\\nhardware,400\\nsupplies,23\\n' > /app/report/totals.csv && echo 490 > /app/report/summary.txt"])
+        await box.exec(
+            [
+                "sh",
+                "-c",
+                "mkdir -p /app/report && printf 'electronics,67\\nhardware,400\\nsupplies,23\\n' > /app/report/totals.csv && echo 490 > /app/report/summary.txt",
+            ]
+        )
         one = await run_verifier(box, box.task, tmp_path / "v1")
         return zero, one
 

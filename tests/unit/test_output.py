@@ -30,12 +30,28 @@ def test_redactor_blanks_host_credentials(monkeypatch: pytest.MonkeyPatch) -> No
 def test_usage_totals_across_shapes() -> None:
     totals = usage_totals(
         [
-            {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12, "prompt_tokens_details": {"cached_tokens": 4}},
-            {"prompt_tokens": 5, "completion_tokens": 1, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2},
+            {
+                "prompt_tokens": 10,
+                "completion_tokens": 2,
+                "total_tokens": 12,
+                "prompt_tokens_details": {"cached_tokens": 4},
+            },
+            {
+                "prompt_tokens": 5,
+                "completion_tokens": 1,
+                "cache_read_input_tokens": 3,
+                "cache_creation_input_tokens": 2,
+            },
             {},
         ]
     )
-    assert totals == {"n_input_tokens": 15, "n_output_tokens": 3, "n_cache_read_tokens": 7, "n_cache_creation_tokens": 2, "total_tokens": 18}
+    assert totals == {
+        "n_input_tokens": 15,
+        "n_output_tokens": 3,
+        "n_cache_read_tokens": 7,
+        "n_cache_creation_tokens": 2,
+        "total_tokens": 18,
+    }
 
 
 def test_output_paths_never_overwrite(tmp_path: Path) -> None:

@@ -27,8 +27,11 @@ class FakeLive:
 
     async def complete(self, body: dict[str, Any]) -> LiveAnswer:
         self.seen.append(body)
-        answer = {"id": "live", "choices": [{"index": 0, "message": {"role": "assistant", "content": "live!"}, "finish_reason": "stop"}],
-                  "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8}}
+        answer = {
+            "id": "live",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "live!"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
+        }
         if self.status != 200:
             answer = {"error": {"type": "RateLimitError", "message": "slow down"}}
         now = datetime.now()
@@ -60,7 +63,9 @@ def test_binds_loopback_requires_key_and_sets_nodelay(rollout: Path) -> None:
     async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
         assert proxy.url.startswith("http://127.0.0.1:")
         body = recording.exchanges[0].request_body
-        assert (await client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer nope"})).status_code == 401
+        assert (
+            await client.post("/v1/chat/completions", json=body, headers={"Authorization": "Bearer nope"})
+        ).status_code == 401
         async with httpx.AsyncClient(base_url=proxy.url) as anonymous:
             assert (await anonymous.post("/v1/chat/completions", json=body)).status_code == 401
         health = (await client.get("/health")).json()
@@ -82,9 +87,13 @@ def test_replays_recorded_answers_as_json_and_sse(rollout: Path) -> None:
         assert streamed.headers["content-type"].startswith("text/event-stream")
         events = [e for e in streamed.text.split("\n\n") if e]
         assert events[-1] == "data: [DONE]"
-        calls = [c for e in events[:-1] for ch in json.loads(e[6:])["choices"] for c in ch["delta"].get("tool_calls", [])]
+        calls = [
+            c for e in events[:-1] for ch in json.loads(e[6:])["choices"] for c in ch["delta"].get("tool_calls", [])
+        ]
         recorded_call = recording.exchanges[1].response_body["choices"][0]["message"]["tool_calls"][0]
-        assert calls[0]["id"] == recorded_call["id"] and calls[0]["function"]["name"] == recorded_call["function"]["name"]
+        assert (
+            calls[0]["id"] == recorded_call["id"] and calls[0]["function"]["name"] == recorded_call["function"]["name"]
+        )
 
     run(with_proxy(rollout, check))
 
@@ -93,7 +102,10 @@ def test_replay_only_stops_at_the_cut_point(rollout: Path) -> None:
     async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
         for e in recording.exchanges:
             assert (await client.post("/v1/chat/completions", json=e.request_body)).status_code == 200
-        past = dict(recording.exchanges[-1].request_body, messages=[*recording.exchanges[-1].request_body["messages"], {"role": "user", "content": "x"}])
+        past = dict(
+            recording.exchanges[-1].request_body,
+            messages=[*recording.exchanges[-1].request_body["messages"], {"role": "user", "content": "x"}],
+        )
         answer = await client.post("/v1/chat/completions", json=past)
         assert answer.status_code == 503 and "cut-point" in answer.json()["error"]["message"]
         assert proxy.stop_requested.is_set() and cuts == [7]

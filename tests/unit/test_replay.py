@@ -22,7 +22,10 @@ def conversation(n_turns: int) -> dict[str, Any]:
     messages: list[dict[str, Any]] = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
     for i in range(n_turns):
         call = {"id": f"c{i}", "type": "function", "function": {"name": "terminal", "arguments": "{}"}}
-        messages += [{"role": "assistant", "content": None, "tool_calls": [call]}, {"role": "tool", "tool_call_id": f"c{i}", "content": "ok"}]
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": f"c{i}", "content": "ok"},
+        ]
     return {"model": "m", "messages": messages}
 
 
@@ -49,7 +52,12 @@ def test_retry_gets_the_same_answer_and_does_not_advance() -> None:
 
 def test_recorded_failures_are_skipped() -> None:
     b0, b1 = conversation(0), conversation(1)
-    recorded = [exchange(0, b0, status=500, choices=False), exchange(1, b0, choices=False), exchange(2, b0), exchange(3, b1)]
+    recorded = [
+        exchange(0, b0, status=500, choices=False),
+        exchange(1, b0, choices=False),
+        exchange(2, b0),
+        exchange(3, b1),
+    ]
     router = Router(recorded)
     assert [e.index for e in router.skipped] == [0, 1]
     assert router.route(raw(b0), b0).exchange.index == 2
@@ -81,7 +89,10 @@ def test_compare_names_the_differing_message() -> None:
     b["messages"][2]["tool_calls"][0]["function"]["name"] = "file_editor"
     divergence = compare(4, a, b)
     assert divergence is not None and divergence.index == 4
-    assert divergence.detail == "message 2: assistant calling file_editor where the recording has assistant calling terminal"
+    assert (
+        divergence.detail
+        == "message 2: assistant calling file_editor where the recording has assistant calling terminal"
+    )
     c = conversation(1)
     c["messages"][3]["content"] = "other output"  # an observation difference is not structural
     assert compare(0, a, c) is None
@@ -124,7 +135,11 @@ def test_sse_carries_everything_of_every_choice() -> None:
                     "content": None,
                     "reasoning_content": "thinking about it",
                     "tool_calls": [
-                        {"id": "a", "type": "function", "function": {"name": "terminal", "arguments": '{"command": "ls"}'}},
+                        {
+                            "id": "a",
+                            "type": "function",
+                            "function": {"name": "terminal", "arguments": '{"command": "ls"}'},
+                        },
                         {"id": "b", "type": "function", "function": {"name": "think", "arguments": "{}"}},
                     ],
                 },

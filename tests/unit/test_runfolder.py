@@ -83,9 +83,19 @@ def test_failed_exchange_is_not_ok(rollout: Path) -> None:
         pytest.param(lambda r: [b"garbage", b"more garbage"], "not valid JSON", 1, id="all-garbage"),
         pytest.param(lambda r: [*r[:2], b"[1, 2]", *r[2:]], "found list", 3, id="not-an-object"),
         pytest.param(lambda r: [*r[:1], b'{"foo": 1}'], "no 'request' object", 2, id="no-request"),
-        pytest.param(lambda r: [*r[:1], b'{"response": {"status_code": 200}}'], "no request before it", 2, id="response-without-request"),
+        pytest.param(
+            lambda r: [*r[:1], b'{"response": {"status_code": 200}}'],
+            "no request before it",
+            2,
+            id="response-without-request",
+        ),
         pytest.param(lambda r: [r[0], b"\xff\xfe{}"], "not UTF-8", 2, id="non-utf8"),
-        pytest.param(lambda r: [r[0], b'{"request": {"body": {"messages": "x"}}, "response": {}}'], "'messages' list", 2, id="messages-not-list"),
+        pytest.param(
+            lambda r: [r[0], b'{"request": {"body": {"messages": "x"}}, "response": {}}'],
+            "'messages' list",
+            2,
+            id="messages-not-list",
+        ),
     ],
 )
 def test_broken_trajectories_name_file_and_line(rollout: Path, mutate, message: str, line: int | None) -> None:

@@ -18,7 +18,9 @@ def test_turn_is_chosen_by_conversation_state() -> None:
     fresh = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]}
     first = completion(script, 0, fresh)["choices"][0]["message"]
     assert first["tool_calls"][0]["function"]["name"] == "terminal"
-    ids = {completion(script, t, fresh)["choices"][0]["message"]["tool_calls"][0]["id"] for t in range(len(script.turns))}
+    ids = {
+        completion(script, t, fresh)["choices"][0]["message"]["tool_calls"][0]["id"] for t in range(len(script.turns))
+    }
     assert len(ids) == len(script.turns)  # unique within a conversation
     beyond = completion(script, 99, fresh)["choices"][0]
     assert beyond["finish_reason"] == "stop" and "no more turns" in beyond["message"]["content"]

@@ -53,7 +53,9 @@ def test_dockerfile_parsing() -> None:
 
 def test_dockerfile_continuations_env_forms_and_relative_workdir(tmp_path: Path) -> None:
     path = tmp_path / "Dockerfile"
-    path.write_text("# c\nFROM debian:12\nWORKDIR /srv\nWORKDIR app\nENV A=1 B=\"two words\"\nENV C three words\nCOPY --chown=1 a \\\n  b ./\n")
+    path.write_text(
+        '# c\nFROM debian:12\nWORKDIR /srv\nWORKDIR app\nENV A=1 B="two words"\nENV C three words\nCOPY --chown=1 a \\\n  b ./\n'
+    )
     df = parse_dockerfile(path)
     assert df.workdir == "/srv/app"
     assert df.env == {"A": "1", "B": "two words", "C": "three words"}

@@ -175,14 +175,18 @@ class _Client:
         self.on_update()
 
 
-def agent_env(install: AgentInstall, proxy_url: str, key: str, model_alias: str) -> dict[str, str]:
+def agent_env(proxy_url: str, key: str, model_alias: str) -> dict[str, str]:
+    """The agent's environment: the proxy and its key, never a provider credential.
+
+    The install's own bin/ stays off PATH, as with benchflow's tool install, so the
+    agent's shell sees the image's interpreters, not OpenHands' venv.
+    """
     return {
         "LLM_MODEL": model_alias,
         "LLM_API_KEY": key,
         "LLM_BASE_URL": f"{proxy_url}/v1",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "OPENHANDS_SUPPRESS_BANNER": "1",
-        "PATH": f"{install.root / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     }
 
 
@@ -218,14 +222,17 @@ async def run_openhands(
             exited = asyncio.ensure_future(process.wait())
             try:
                 done, _ = await asyncio.wait({work, stop, exited}, return_when=asyncio.FIRST_COMPLETED)
-                if work in done:
-                    if work.exception() is not None:
-                        outcome.stop_reason, outcome.error = "error", _describe(work.exception())
-                elif stop in done:
+                if stop in done:
                     outcome.stop_reason = stop.result()
+                elif work in done and work.exception() is None:
+                    pass
                 else:
-                    outcome.stop_reason = "crashed"
-                    outcome.error = f"the agent process exited with code {process.returncode}; see agent/openhands.txt"
+                    await asyncio.wait({exited}, timeout=2)
+                    if process.returncode is not None:
+                        outcome.stop_reason = "crashed"
+                        outcome.error = f"the agent process exited with code {process.returncode}: {_tail(stderr_path)}"
+                    else:
+                        outcome.stop_reason, outcome.error = "error", _describe(work.exception())
             finally:
                 for task in (work, stop, exited):
                     task.cancel()
@@ -251,6 +258,12 @@ async def _drive(conn: ClientSideConnection, cwd: str, prompts: list[str], outco
         outcome.stop_reason = str(response.stop_reason)
         if outcome.stop_reason != "end_turn":
             break
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    """The last lines of the agent's log, for an error message."""
+    text = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+    return " | ".join(text[-lines:]) or "no output (see agent/openhands.txt)"
 
 
 def _describe(exc: BaseException | None) -> str:

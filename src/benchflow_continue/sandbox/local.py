@@ -127,10 +127,10 @@ class LocalSandbox:
                 args += ["--symlink", os.readlink(host), f"/{name}"]
             elif host.is_dir():
                 args += ["--ro-bind", str(host), f"/{name}"]
-        for mount in self.mounts:
-            args += ["--ro-bind", str(mount.path), str(mount.path)]
         for target, source in self._binds().items():
             args += ["--bind", str(source), target]
+        for mount in self.mounts:  # after the binds: an install may live under /root
+            args += ["--ro-bind", str(mount.path), str(mount.path)]
         for folder in SYSTEM_PATH.split(":"):
             tmux = Path(folder) / "tmux"
             if tmux.exists() and not Path(folder).is_symlink():
