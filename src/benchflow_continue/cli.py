@@ -24,7 +24,7 @@ from .errors import ContinueError, InputError
 
 __all__ = ["app", "main"]
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class _DefaultToRun(TyperGroup):
@@ -203,7 +203,9 @@ def run_command(
         f"on {plan.backend}; live model: {plan.live_model or 'none (--replay-only)'}"
     )
     try:
-        summary = _run_async(execute(plan, reporter))
+        summary = _run_async(
+            execute(plan, reporter), "interrupted: stopped the agent and the sandbox; no output folder was written"
+        )
     except InputError as exc:
         reporter.close()
         _fail_input(str(exc))
@@ -255,10 +257,10 @@ def scripted_model_command(
         finally:
             await server.stop()
 
-    _run_async(serve())
+    _run_async(serve(), "scripted model stopped")
 
 
-def _run_async(coro: Any) -> Any:
+def _run_async(coro: Any, interrupted: str = "interrupted") -> Any:
     """Run ``coro``; SIGTERM cancels it like Ctrl-C does, so clean-up code runs."""
 
     async def wrapper() -> Any:
@@ -273,7 +275,7 @@ def _run_async(coro: Any) -> Any:
     try:
         return asyncio.run(wrapper())
     except (KeyboardInterrupt, asyncio.CancelledError):
-        err.print("interrupted: stopped the agent and sandbox; no output was written")
+        err.print(interrupted)
         raise typer.Exit(130) from None
 
 

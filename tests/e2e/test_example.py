@@ -1,0 +1,94 @@
+"""The bundled example, end to end, with the real OpenHands agent in a bubblewrap sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ..conftest import tree_digest
+from .conftest import RUN, TASKS, cli
+
+pytestmark = pytest.mark.e2e
+
+
+def recorded_end_digest() -> str:
+    return json.loads((RUN / "result.json").read_text())["continuation"]["workspace_digest_end"]
+
+
+def test_replay_only_rebuilds_the_workspace_byte_for_byte(tmp_path: Path) -> None:
+    before = tree_digest(RUN)
+    done = cli(str(RUN), "--tasks-dir", str(TASKS), "--replay-only", "--output", str(tmp_path), "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["workspace_digest_at_cut"] == recorded_end_digest()
+    assert summary["replayed_exchanges"] == 3 and summary["live_exchanges"] == 0
+    assert summary["divergences"] == []
+    out = tmp_path / "inventory-report__timeout__continued"
+    assert (out / "trajectory" / "llm_trajectory.jsonl").read_bytes() == (RUN / "trajectory" / "llm_trajectory.jsonl").read_bytes()
+    assert json.loads((out / "result.json").read_text())["rewards"] == {"reward": 0.0}  # the work is not finished yet
+    assert tree_digest(RUN) == before
+
+
+def test_full_continuation_reaches_the_finish_and_passes(tmp_path: Path, scripted_model: str) -> None:
+    before = tree_digest(RUN)
+    secret = "sk-test-provider-key-0123456789"
+    done = cli(
+        str(RUN), "--tasks-dir", str(TASKS), "--model", "openai/scripted", "--output", str(tmp_path), "--json",
+        env={"OPENAI_BASE_URL": scripted_model, "OPENAI_API_KEY": secret},
+    )
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "inventory-report__timeout__continued"
+    result = json.loads((out / "result.json").read_text())
+    assert result["rewards"] == {"reward": 1.0} and result["error"] is None
+    assert result["continuation"]["workspace_digest_at_cut"] == recorded_end_digest()
+
+    recorded = (RUN / "trajectory" / "llm_trajectory.jsonl").read_bytes().splitlines()
+    stitched = (out / "trajectory" / "llm_trajectory.jsonl").read_bytes().splitlines()
+    assert stitched[: len(recorded)] == recorded  # the recorded prefix, unchanged
+    live = [json.loads(line) for line in stitched[len(recorded) :]]
+    assert len(live) == result["continuation"]["live_exchanges"] >= 1
+    assert all(x["response"]["status_code"] == 200 and x["duration_ms"] > 0 for x in live)
+    last_call = live[-1]["response"]["body"]["choices"][0]["message"]["tool_calls"][0]["function"]["name"]
+    assert last_call == "finish"
+    # one continuous conversation: the first live request extends the last recorded one
+    # (the system prompt differs only by its <CURRENT_DATETIME> block)
+    first_live = live[0]["request"]["body"]["messages"]
+    last_recorded = json.loads(recorded[-1])["request"]["body"]["messages"]
+    assert first_live[1 : len(last_recorded)] == last_recorded[1:]
+    assert len(first_live) == len(last_recorded) + 2  # the replayed answer and its tool result
+
+    config = json.loads((out / "config.json").read_text())
+    link = config["source"]["continued_from"]
+    assert link["rollout"] == RUN.name and link["cut_point"] == 3 and "/" not in link["rollout"]
+    assert result["agent_result"]["recorded_prefix"]["total_tokens"] > 0 and result["agent_result"]["live"]["total_tokens"] > 0
+    for file in out.rglob("*"):
+        if file.is_file():
+            assert secret not in file.read_text(errors="replace"), file
+    assert tree_digest(RUN) == before
+
+
+def test_interrupt_during_replay_leaves_nothing_behind(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchflow_continue", str(RUN), "--tasks-dir", str(TASKS), "--replay-only", "--output", str(tmp_path)],
+        stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "replaying" in line:
+            break
+    time.sleep(3)  # the agent is booting or replaying inside the sandbox
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert list(tmp_path.iterdir()) == []  # no output folder, no half-written .partial folder
+    leftovers = subprocess.run(["pgrep", "-f", "bfc-sandbox-"], capture_output=True, text=True)
+    assert leftovers.stdout == ""
+    assert not list(Path("/tmp").glob("bfc-sandbox-*")) or all(
+        p.stat().st_mtime < time.time() - 3600 for p in Path("/tmp").glob("bfc-sandbox-*")
+    )

@@ -1,0 +1,97 @@
+"""Bad input: a one-line error, exit code 2, and the source folder untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..conftest import EXAMPLES, tree_digest
+
+RUN = EXAMPLES / "runs" / "inventory-report__timeout"
+TASKS = EXAMPLES / "tasks"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "benchflow_continue", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def run_copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "jobs" / RUN.name
+    shutil.copytree(RUN, dest)
+    return dest
+
+
+def edit_json(path: Path, **changes: object) -> None:
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def truncate_last_line(run: Path) -> None:
+    traj = run / "trajectory" / "llm_trajectory.jsonl"
+    data = traj.read_bytes().rstrip(b"\n")
+    traj.write_bytes(data[: len(data) - 100])
+
+
+CASES = [
+    pytest.param(lambda r, t: (r / "config.json").unlink(), [], "config.json: missing", id="missing-config"),
+    pytest.param(lambda r, t: (r / "trajectory" / "llm_trajectory.jsonl").write_bytes(b""), [], "no exchanges", id="empty-trajectory"),
+    pytest.param(lambda r, t: (r / "trajectory" / "llm_trajectory.jsonl").write_bytes(b"x\ny\n"), [], "llm_trajectory.jsonl:1: not valid JSON", id="garbage-trajectory"),
+    pytest.param(lambda r, t: truncate_last_line(r), [], "llm_trajectory.jsonl:3: last line is truncated", id="truncated-last-line"),
+    pytest.param(lambda r, t: edit_json(r / "config.json", agent="codex-acp"), [], "only openhands", id="not-openhands"),
+    pytest.param(lambda r, t: edit_json(r / "result.json", task_name="no-such-task"), [], "task 'no-such-task' not found; looked in", id="task-not-found"),
+    pytest.param(lambda r, t: None, ["--tasks-dir", "{file}"], "is a file", id="tasks-dir-is-a-file"),
+    pytest.param(lambda r, t: None, ["--output", "{run}/out"], "inside the source folder", id="output-inside-source"),
+    pytest.param(lambda r, t: (t / "out" / f"{RUN.name}__continued").mkdir(parents=True), ["--output", "{tmp}/out"], "already exists", id="output-exists"),
+    pytest.param(lambda r, t: edit_json(r / "result.json", error_category=None), ["--require-timeout"], "not a timeout", id="require-timeout"),
+    pytest.param(lambda r, t: edit_json(r / "config.json", environment="docker"), [], "pass --sandbox local", id="recorded-docker"),
+    pytest.param(lambda r, t: None, ["--sandbox", "k8s"], "unknown backend", id="unknown-sandbox"),
+    pytest.param(lambda r, t: None, ["--timeout", "-5"], "must be a positive", id="negative-timeout"),
+    pytest.param(lambda r, t: (edit_json(r / "config.json", model=None), edit_json(r / "result.json", model=None)), [], "pass --model", id="no-model"),
+]
+
+
+@pytest.mark.parametrize(("break_it", "extra", "message"), CASES)
+def test_bad_input_exit_2_one_line_nothing_touched(run_copy: Path, tmp_path: Path, break_it, extra, message) -> None:
+    (tmp_path / "afile").write_text("x")
+    break_it(run_copy, tmp_path)
+    before = tree_digest(run_copy)
+    extra = [a.format(file=tmp_path / "afile", run=run_copy, tmp=tmp_path) for a in extra]
+    tasks = [] if "--tasks-dir" in extra else ["--tasks-dir", str(TASKS)]
+    done = cli(str(run_copy), *tasks, *extra)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert tree_digest(run_copy) == before
+    assert not (run_copy.parent / "continued").exists()
+
+
+def test_run_dir_missing() -> None:
+    done = cli("/nonexistent/run")
+    assert done.returncode == 2 and "no such folder" in done.stderr
+
+
+def test_help_lists_the_contract_flags() -> None:
+    done = cli("run", "--help")
+    assert done.returncode == 0
+    for flag in ("--tasks-dir", "--model", "--timeout", "--output", "--require-timeout", "--strict-divergence", "--replay-only", "--sandbox"):
+        assert flag in done.stdout
+    top = cli("--help")
+    assert "RUN_DIR [OPTIONS]" in top.stdout and "scripted-model" in top.stdout
+
+
+def test_read_only_output_location(run_copy: Path, tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root writes through read-only permissions")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    done = cli(str(run_copy), "--tasks-dir", str(TASKS), "--replay-only", "--output", str(locked / "out"))
+    assert done.returncode == 2 and "cannot" in done.stderr
