@@ -216,11 +216,16 @@ def run_command(
     verified = summary["rewards"] is not None
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
-    reward = summary["rewards"]
+    rewards = summary["rewards"]
+    reward = ", ".join(f"{k} {v}" if k != "reward" else str(v) for k, v in rewards.items()) if rewards else "none"
+    times = [
+        f"{label} {summary[key]:.1f} s"
+        for label, key in (("agent boot", "agent_boot_sec"), ("replay", "replay_sec"), ("live", "live_sec"))
+        if summary[key] is not None
+    ]
     err.print(
-        f"{'done' if ok and verified else 'failed'}: reward {reward}, "
-        f"{summary['replayed_exchanges']} replayed + {summary['live_exchanges']} live exchanges, "
-        f"replay {summary['replay_sec']} s, live {summary['live_sec']} s"
+        f"{'done' if ok and verified else 'failed'}: reward {reward}; "
+        f"{summary['replayed_exchanges']} replayed + {summary['live_exchanges']} live exchanges; {', '.join(times)}"
     )
     for problem in ("error", "verifier_error"):
         if summary[problem]:
@@ -258,6 +263,18 @@ def scripted_model_command(
             await server.stop()
 
     _run_async(serve(), "scripted model stopped")
+
+
+@app.command("install-agent", help="Install OpenHands into the cached agent environment (done on first use anyway).")
+def install_agent_command() -> None:
+    from .agents.openhands import ensure_installed
+
+    try:
+        install = ensure_installed(lambda message: err.print(message))
+    except ContinueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(f"OpenHands {install.version} ready in {install.root}")
 
 
 def _run_async(coro: Any, interrupted: str = "interrupted") -> Any:

@@ -143,8 +143,15 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
     outcome: openhands.AgentOutcome | None = None
     digests: dict[str, str | None] = {"cut": None, "end": None}
     committed = False
+    report = progress
+
+    def progress(kind: str, data: dict[str, Any]) -> None:
+        if kind in ("replay", "cut", "live") and "first_request" not in clock.marks:
+            clock.mark("first_request")  # the agent is up: what came before is its boot
+        report(kind, data)
+
     try:
-        progress("phase", {"phase": "installing agent"})
+        progress("phase", {"phase": "checking the agent install"})
         install = await asyncio.to_thread(openhands.ensure_installed, lambda m: progress("log", {"message": m}))
         progress("phase", {"phase": "booting sandbox"})
         clock.mark("boot")
@@ -262,7 +269,8 @@ def _write(
     recorded_usage = usage_totals(e.usage for e in prefix)
     live_usage = usage_totals(x["response"]["body"].get("usage") or {} for x in live)
     total_usage = {k: recorded_usage[k] + live_usage[k] for k in recorded_usage}
-    replay_sec = clock.between("launch", "cut") if "cut" in clock.marks else clock.between("launch", "agent_end")
+    # replay: from the agent's first request to the cut-point (its boot is reported apart)
+    replay_sec = clock.between("first_request", "cut" if "cut" in clock.marks else "agent_end")
     live_sec = clock.between("cut", "agent_end") if plan.live_model else None
     continuation = {
         "tool": f"benchflow-continue {__version__}",
@@ -275,6 +283,7 @@ def _write(
         "reached_cut_point": "cut" in clock.marks,
         "divergences": [d.to_json() for d in router.divergences],
         "agent_stop_reason": outcome.stop_reason if outcome else None,
+        "agent_boot_sec": clock.between("launch", "first_request"),
         "replay_sec": replay_sec,
         "live_sec": live_sec,
         "live_timeout_sec": plan.timeout,
@@ -308,6 +317,7 @@ def _write(
         "timing": {
             "environment_setup": clock.between("boot", "booted"),
             "agent_execution": clock.between("launch", "agent_end"),
+            "agent_boot": continuation["agent_boot_sec"],
             "replay": replay_sec,
             "live": live_sec,
             "verifier": clock.between("verify", "verified"),
@@ -358,6 +368,7 @@ def _write(
                 "cut_point",
                 "divergences",
                 "workspace_digest_at_cut",
+                "agent_boot_sec",
                 "replay_sec",
                 "live_sec",
             )

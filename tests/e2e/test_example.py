@@ -31,7 +31,9 @@ def test_replay_only_rebuilds_the_workspace_byte_for_byte(tmp_path: Path) -> Non
     assert summary["replayed_exchanges"] == 3 and summary["live_exchanges"] == 0
     assert summary["divergences"] == []
     out = tmp_path / "inventory-report__timeout__continued"
-    assert (out / "trajectory" / "llm_trajectory.jsonl").read_bytes() == (RUN / "trajectory" / "llm_trajectory.jsonl").read_bytes()
+    assert (out / "trajectory" / "llm_trajectory.jsonl").read_bytes() == (
+        RUN / "trajectory" / "llm_trajectory.jsonl"
+    ).read_bytes()
     assert json.loads((out / "result.json").read_text())["rewards"] == {"reward": 0.0}  # the work is not finished yet
     assert tree_digest(RUN) == before
 
@@ -40,7 +42,14 @@ def test_full_continuation_reaches_the_finish_and_passes(tmp_path: Path, scripte
     before = tree_digest(RUN)
     secret = "sk-test-provider-key-0123456789"
     done = cli(
-        str(RUN), "--tasks-dir", str(TASKS), "--model", "openai/scripted", "--output", str(tmp_path), "--json",
+        str(RUN),
+        "--tasks-dir",
+        str(TASKS),
+        "--model",
+        "openai/scripted",
+        "--output",
+        str(tmp_path),
+        "--json",
         env={"OPENAI_BASE_URL": scripted_model, "OPENAI_API_KEY": secret},
     )
     assert done.returncode == 0, done.stderr
@@ -67,7 +76,10 @@ def test_full_continuation_reaches_the_finish_and_passes(tmp_path: Path, scripte
     config = json.loads((out / "config.json").read_text())
     link = config["source"]["continued_from"]
     assert link["rollout"] == RUN.name and link["cut_point"] == 3 and "/" not in link["rollout"]
-    assert result["agent_result"]["recorded_prefix"]["total_tokens"] > 0 and result["agent_result"]["live"]["total_tokens"] > 0
+    assert (
+        result["agent_result"]["recorded_prefix"]["total_tokens"] > 0
+        and result["agent_result"]["live"]["total_tokens"] > 0
+    )
     for file in out.rglob("*"):
         if file.is_file():
             assert secret not in file.read_text(errors="replace"), file
@@ -76,8 +88,20 @@ def test_full_continuation_reaches_the_finish_and_passes(tmp_path: Path, scripte
 
 def test_interrupt_during_replay_leaves_nothing_behind(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchflow_continue", str(RUN), "--tasks-dir", str(TASKS), "--replay-only", "--output", str(tmp_path)],
-        stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+        [
+            sys.executable,
+            "-m",
+            "benchflow_continue",
+            str(RUN),
+            "--tasks-dir",
+            str(TASKS),
+            "--replay-only",
+            "--output",
+            str(tmp_path),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
     )
     assert proc.stderr is not None
     for line in proc.stderr:

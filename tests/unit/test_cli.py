@@ -18,7 +18,9 @@ TASKS = EXAMPLES / "tasks"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "benchflow_continue", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "benchflow_continue", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
@@ -42,19 +44,61 @@ def truncate_last_line(run: Path) -> None:
 
 CASES = [
     pytest.param(lambda r, t: (r / "config.json").unlink(), [], "config.json: missing", id="missing-config"),
-    pytest.param(lambda r, t: (r / "trajectory" / "llm_trajectory.jsonl").write_bytes(b""), [], "no exchanges", id="empty-trajectory"),
-    pytest.param(lambda r, t: (r / "trajectory" / "llm_trajectory.jsonl").write_bytes(b"x\ny\n"), [], "llm_trajectory.jsonl:1: not valid JSON", id="garbage-trajectory"),
-    pytest.param(lambda r, t: truncate_last_line(r), [], "llm_trajectory.jsonl:3: last line is truncated", id="truncated-last-line"),
-    pytest.param(lambda r, t: edit_json(r / "config.json", agent="codex-acp"), [], "only openhands", id="not-openhands"),
-    pytest.param(lambda r, t: edit_json(r / "result.json", task_name="no-such-task"), [], "task 'no-such-task' not found; looked in", id="task-not-found"),
+    pytest.param(
+        lambda r, t: (r / "trajectory" / "llm_trajectory.jsonl").write_bytes(b""),
+        [],
+        "no exchanges",
+        id="empty-trajectory",
+    ),
+    pytest.param(
+        lambda r, t: (r / "trajectory" / "llm_trajectory.jsonl").write_bytes(b"x\ny\n"),
+        [],
+        "llm_trajectory.jsonl:1: not valid JSON",
+        id="garbage-trajectory",
+    ),
+    pytest.param(
+        lambda r, t: truncate_last_line(r),
+        [],
+        "llm_trajectory.jsonl:3: last line is truncated",
+        id="truncated-last-line",
+    ),
+    pytest.param(
+        lambda r, t: edit_json(r / "config.json", agent="codex-acp"), [], "only openhands", id="not-openhands"
+    ),
+    pytest.param(
+        lambda r, t: edit_json(r / "result.json", task_name="no-such-task"),
+        [],
+        "task 'no-such-task' not found; looked in",
+        id="task-not-found",
+    ),
     pytest.param(lambda r, t: None, ["--tasks-dir", "{file}"], "is a file", id="tasks-dir-is-a-file"),
     pytest.param(lambda r, t: None, ["--output", "{run}/out"], "inside the source folder", id="output-inside-source"),
-    pytest.param(lambda r, t: (t / "out" / f"{RUN.name}__continued").mkdir(parents=True), ["--output", "{tmp}/out"], "already exists", id="output-exists"),
-    pytest.param(lambda r, t: edit_json(r / "result.json", error_category=None), ["--require-timeout"], "not a timeout", id="require-timeout"),
-    pytest.param(lambda r, t: edit_json(r / "config.json", environment="docker"), [], "pass --sandbox local", id="recorded-docker"),
+    pytest.param(
+        lambda r, t: (t / "out" / f"{RUN.name}__continued").mkdir(parents=True),
+        ["--output", "{tmp}/out"],
+        "already exists",
+        id="output-exists",
+    ),
+    pytest.param(
+        lambda r, t: edit_json(r / "result.json", error_category=None),
+        ["--require-timeout"],
+        "not a timeout",
+        id="require-timeout",
+    ),
+    pytest.param(
+        lambda r, t: edit_json(r / "config.json", environment="docker"),
+        [],
+        "pass --sandbox local",
+        id="recorded-docker",
+    ),
     pytest.param(lambda r, t: None, ["--sandbox", "k8s"], "unknown backend", id="unknown-sandbox"),
     pytest.param(lambda r, t: None, ["--timeout", "-5"], "must be a positive", id="negative-timeout"),
-    pytest.param(lambda r, t: (edit_json(r / "config.json", model=None), edit_json(r / "result.json", model=None)), [], "pass --model", id="no-model"),
+    pytest.param(
+        lambda r, t: (edit_json(r / "config.json", model=None), edit_json(r / "result.json", model=None)),
+        [],
+        "pass --model",
+        id="no-model",
+    ),
 ]
 
 
@@ -82,7 +126,16 @@ def test_run_dir_missing() -> None:
 def test_help_lists_the_contract_flags() -> None:
     done = cli("run", "--help")
     assert done.returncode == 0
-    for flag in ("--tasks-dir", "--model", "--timeout", "--output", "--require-timeout", "--strict-divergence", "--replay-only", "--sandbox"):
+    for flag in (
+        "--tasks-dir",
+        "--model",
+        "--timeout",
+        "--output",
+        "--require-timeout",
+        "--strict-divergence",
+        "--replay-only",
+        "--sandbox",
+    ):
         assert flag in done.stdout
     top = cli("--help")
     assert "RUN_DIR [OPTIONS]" in top.stdout and "scripted-model" in top.stdout

@@ -1,0 +1,15 @@
+.PHONY: setup demo test lint
+
+setup:
+	./scripts/setup.sh
+
+demo: setup
+	./scripts/demo.sh
+
+# The whole suite, the real agent included; a missing prerequisite fails instead of skipping.
+test: setup
+	BFC_REQUIRE_E2E=1 .venv/bin/pytest -q
+
+lint: setup
+	.venv/bin/ruff check src tests examples
+	.venv/bin/ruff format --check src tests examples
