@@ -11,7 +11,6 @@ import hmac
 import json
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -184,7 +183,6 @@ class ReplayProxy:
                     "call_type": "acompletion",
                     "call_purpose": "agent",
                     "recorded_by": "benchflow-continue",
-                    "recorded_at": datetime.now().isoformat(),
                 },
             }
         )

@@ -127,22 +127,36 @@ class _Clock:
         return None
 
 
+@dataclass
+class _Record:
+    """What a continuation learns as it runs; everything result.json is made from."""
+
+    router: Router
+    clock: _Clock = field(default_factory=_Clock)
+    started_at: datetime = field(default_factory=datetime.now)
+    proxy: ReplayProxy | None = None
+    outcome: openhands.AgentOutcome | None = None
+    agent_version: str | None = None
+    digest_cut: str | None = None
+    digest_end: str | None = None
+    rewards: dict[str, float] | None = None
+    error: str | None = None
+    error_category: str | None = None
+    verifier_error: str | None = None
+
+    def fail(self, error: ContinueError) -> None:
+        self.error, self.error_category = str(error), error.category
+
+
 async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> dict[str, Any]:
     """Run the continuation and write its folder; returns the summary written to result.json."""
     run, task = plan.run, plan.task
     paths = OutputPaths.create(plan.jobs_dir, plan.name)
     key = "bfc-" + secrets.token_urlsafe(24)
-    redact = redactor([key])
-    clock = _Clock()
-    started_at = datetime.now()
-    state: dict[str, Any] = {"error": None, "error_category": None, "verifier_error": None, "rewards": None}
-    router = Router(run.exchanges, on_divergence="abort" if plan.options.strict_divergence else "warn")
+    rec = _Record(Router(run.exchanges, on_divergence="abort" if plan.options.strict_divergence else "warn"))
+    clock, router = rec.clock, rec.router
     live = LiveModel(plan.live_model) if plan.live_model else None
     sandbox: LocalSandbox | None = None
-    proxy: ReplayProxy | None = None
-    outcome: openhands.AgentOutcome | None = None
-    digests: dict[str, str | None] = {"cut": None, "end": None}
-    committed = False
     report = progress
 
     def progress(kind: str, data: dict[str, Any]) -> None:
@@ -153,6 +167,7 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
     try:
         progress("phase", {"phase": "checking the agent install"})
         install = await asyncio.to_thread(openhands.ensure_installed, lambda m: progress("log", {"message": m}))
+        rec.agent_version = install.version
         progress("phase", {"phase": "booting sandbox"})
         clock.mark("boot")
         sandbox = LocalSandbox(task, install.mounts)
@@ -162,16 +177,16 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
         async def on_cut() -> None:
             clock.mark("cut")
             assert sandbox is not None
-            digests["cut"], manifest = await workspace_digest(sandbox)
+            rec.digest_cut, manifest = await workspace_digest(sandbox)
             paths.cut_manifest.write_text(manifest)
-            progress("cut", {"served": len(router.served), "digest": digests["cut"]})
+            progress("cut", {"served": len(router.served), "digest": rec.digest_cut})
 
-        proxy = ReplayProxy(router, live, key=key, model_alias=run.agent_model_alias, on_cut=on_cut, on_event=progress)
+        proxy = rec.proxy = ReplayProxy(
+            router, live, key=key, model_alias=run.agent_model_alias, on_cut=on_cut, on_event=progress
+        )
         url = await proxy.start()
-        env = openhands.agent_env(url, key, run.agent_model_alias)
 
         async def should_stop() -> str:
-            assert proxy is not None
             while True:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(proxy.stop_requested.wait(), 0.25)
@@ -185,34 +200,39 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
 
         progress("phase", {"phase": "replaying", "total": len(router.queue)})
         clock.mark("launch")
-        outcome = await openhands.run_openhands(
-            sandbox, install, env, plan.prompts, stderr_path=paths.agent_log, should_stop=should_stop
+        rec.outcome = await openhands.run_openhands(
+            sandbox,
+            install,
+            openhands.agent_env(url, key, run.agent_model_alias),
+            plan.prompts,
+            stderr_path=paths.agent_log,
+            should_stop=should_stop,
         )
         clock.mark("agent_end")
-        _judge(outcome, proxy, plan, state)
-        digests["end"], _ = await workspace_digest(sandbox)
+        _judge(rec, plan)
+        rec.digest_end, _ = await workspace_digest(sandbox)
         progress("phase", {"phase": "verifying"})
         clock.mark("verify")
         try:
-            verdict = await run_verifier(sandbox, task, paths.verifier)
-            state["rewards"] = verdict.rewards
+            rec.rewards = (await run_verifier(sandbox, task, paths.verifier)).rewards
         except ContinueError as exc:
-            state["verifier_error"] = str(exc)
+            rec.verifier_error = str(exc)
         clock.mark("verified")
     except ContinueError as exc:
-        state["error"], state["error_category"] = str(exc), exc.category
+        rec.fail(exc)
     except BaseException:
         # interrupted (Ctrl-C, SIGTERM): no half-written folder is left behind
         paths.discard()
         raise
     finally:
-        if proxy is not None:
-            await proxy.stop()
+        if rec.proxy is not None:
+            await rec.proxy.stop()
         if sandbox is not None:
             await sandbox.stop()
         clock.mark("end")
+    committed = False
     try:
-        summary = _write(plan, paths, router, proxy, outcome, state, digests, clock, started_at, redact)
+        summary = _write(plan, paths, rec, redactor([key]))
         paths.commit()
         committed = True
     finally:
@@ -222,41 +242,32 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
     return summary
 
 
-def _judge(outcome: openhands.AgentOutcome, proxy: ReplayProxy, plan: Plan, state: dict[str, Any]) -> None:
+def _judge(rec: _Record, plan: Plan) -> None:
     """Turn how the agent stopped into result.json's error fields."""
-    reason = outcome.stop_reason
-    if reason == "stopped" and proxy.router.divergences and plan.options.strict_divergence:
-        error = ReplayDiverged(f"--strict-divergence: {proxy.stop_reason}")
-        state["error"], state["error_category"] = str(error), error.category
+    assert rec.outcome is not None and rec.proxy is not None
+    reason = rec.outcome.stop_reason
+    if reason == "stopped" and rec.router.divergences and plan.options.strict_divergence:
+        rec.fail(ReplayDiverged(f"--strict-divergence: {rec.proxy.stop_reason}"))
     elif reason == "stopped":
         pass  # replay-only reached its cut-point
     elif reason == "timeout":
-        state["error"] = f"agent timed out after {plan.timeout:g} s of live budget (--timeout)"
-        state["error_category"] = "timeout"
+        rec.error, rec.error_category = (
+            f"agent timed out after {plan.timeout:g} s of live budget (--timeout)",
+            "timeout",
+        )
     elif reason == "replay_timeout":
-        state["error"] = f"replay did not reach the cut-point within {plan.replay_timeout:g} s"
-        state["error_category"] = "timeout"
+        rec.error = f"replay did not reach the cut-point within {plan.replay_timeout:g} s"
+        rec.error_category = "timeout"
     elif reason in ("crashed", "error"):
-        state["error"], state["error_category"] = f"agent {reason}: {outcome.error}", "acp_error"
+        rec.error, rec.error_category = f"agent {reason}: {rec.outcome.error}", "acp_error"
     elif reason != "end_turn":
-        state["error"], state["error_category"] = f"agent stopped: {reason}", "acp_error"
+        rec.error, rec.error_category = f"agent stopped: {reason}", "acp_error"
 
 
-def _write(
-    plan: Plan,
-    paths: OutputPaths,
-    router: Router,
-    proxy: ReplayProxy | None,
-    outcome: openhands.AgentOutcome | None,
-    state: dict[str, Any],
-    digests: dict[str, str | None],
-    clock: _Clock,
-    started_at: datetime,
-    redact: Callable[[str], str],
-) -> dict[str, Any]:
+def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str], str]) -> dict[str, Any]:
     run = plan.run
+    router, clock, proxy, outcome = rec.router, rec.clock, rec.proxy, rec.outcome
     live = proxy.live_exchanges if proxy else []
-    served = router.served
     last = router.last_served_index
     paths.trajectory.write_bytes(stitch(run.exchanges, last, live, redact))
     if outcome is not None:
@@ -275,7 +286,7 @@ def _write(
     continuation = {
         "tool": f"benchflow-continue {__version__}",
         "recorded_exchanges": len(run.exchanges),
-        "replayed_exchanges": len(served),
+        "replayed_exchanges": len(router.served),
         "skipped_failed_exchanges": len(router.skipped),
         "retries_served": proxy.retries if proxy else 0,
         "live_exchanges": len(live),
@@ -288,10 +299,8 @@ def _write(
         "live_sec": live_sec,
         "live_timeout_sec": plan.timeout,
         "replay_timeout_sec": plan.replay_timeout,
-        "workspace_digest_at_cut": digests["cut"],
-        "workspace_digest_end": digests["end"],
-        "sandbox": plan.backend,
-        "terminal": "subprocess (tmux hidden in the sandbox)",
+        "workspace_digest_at_cut": rec.digest_cut,
+        "workspace_digest_end": rec.digest_end,
     }
     source_result = dict(run.result or {})
     result = {
@@ -300,7 +309,7 @@ def _write(
         "rollout_name": plan.name,
         "agent": "openhands",
         "model": plan.live_model or run.model,
-        "rewards": state["rewards"],
+        "rewards": rec.rewards,
         "n_prompts": len(plan.prompts),
         "agent_result": {
             **total_usage,
@@ -309,10 +318,10 @@ def _write(
             "recorded_prefix": recorded_usage,
             "live": live_usage,
         },
-        "error": state["error"],
-        "error_category": state["error_category"],
-        "verifier_error": state["verifier_error"],
-        "started_at": started_at.isoformat(sep=" "),
+        "error": rec.error,
+        "error_category": rec.error_category,
+        "verifier_error": rec.verifier_error,
+        "started_at": rec.started_at.isoformat(sep=" "),
         "finished_at": datetime.now().isoformat(sep=" "),
         "timing": {
             "environment_setup": clock.between("boot", "booted"),
@@ -349,17 +358,24 @@ def _write(
             "environment": plan.backend,
             "sandbox_user": "root",
             "timeout_sec": plan.timeout,
-            "started_at": started_at.isoformat(sep=" "),
+            "started_at": rec.started_at.isoformat(sep=" "),
             "source": source,
+            "benchflow_continue": {
+                "version": __version__,
+                "sandbox": plan.backend,
+                "agent": f"openhands {rec.agent_version}" if rec.agent_version else "openhands",
+                # OpenHands picks tmux when it can see it, and tmux returns empty output for slow commands
+                "terminal": "subprocess (tmux hidden in the sandbox)",
+            },
         }
     )
     write_json(paths.config, json.loads(redact(json.dumps(config))))
     write_json(paths.result, result)
     return {
-        "rewards": state["rewards"],
-        "error": state["error"],
-        "error_category": state["error_category"],
-        "verifier_error": state["verifier_error"],
+        "rewards": rec.rewards,
+        "error": rec.error,
+        "error_category": rec.error_category,
+        "verifier_error": rec.verifier_error,
         **{
             k: continuation[k]
             for k in (
