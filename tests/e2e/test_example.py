@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -111,8 +112,7 @@ def test_interrupt_during_replay_leaves_nothing_behind(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert list(tmp_path.iterdir()) == []  # no output folder, no half-written .partial folder
-    leftovers = subprocess.run(["pgrep", "-f", "bfc-sandbox-"], capture_output=True, text=True)
-    assert leftovers.stdout == ""
-    assert not list(Path("/tmp").glob("bfc-sandbox-*")) or all(
-        p.stat().st_mtime < time.time() - 3600 for p in Path("/tmp").glob("bfc-sandbox-*")
-    )
+    mine = f"bfc-sandbox-{proc.pid}-"  # the sandbox folders this continuation made
+    leftovers = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True)
+    assert leftovers.stdout == ""  # no bwrap, no agent
+    assert not list(Path(tempfile.gettempdir()).glob(mine + "*"))

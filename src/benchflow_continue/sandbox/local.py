@@ -88,7 +88,7 @@ class LocalSandbox:
     async def start(self) -> None:
         if shutil.which("bwrap") is None:
             raise SandboxError("bwrap not found; install it (Debian package 'bubblewrap') or run scripts/setup.sh")
-        self.root = Path(tempfile.mkdtemp(prefix="bfc-sandbox-"))
+        self.root = Path(tempfile.mkdtemp(prefix=f"bfc-sandbox-{os.getpid()}-"))  # the pid tells whose it is
         for path in self._binds().values():
             path.mkdir(parents=True)
         for sub in ("agent", "verifier", "artifacts"):
