@@ -100,10 +100,12 @@ class _Reporter:
             if kind == "retry":
                 self.line(f"  exchange {data['index']}: agent retried; served the same answer again")
         elif kind == "divergence":
-            self.line(f"  [yellow]divergence[/] at exchange {data['exchange']} ({data['kind']}): {data['detail']}")
+            self.line(f"  [yellow]{data['class']}[/] at exchange {data['exchange']}: {data['detail']}")
         elif kind == "cut":
             if "digest" in data:
                 self.line(f"- cut-point after {data['served']} replayed answers; workspace {data['digest']}")
+            else:
+                self.line(f"- cut-point: {data['reason']}")
         elif kind == "live":
             self.update(f"live turn {data['n']}")
             if data["status"] != 200:
@@ -175,6 +177,37 @@ def run_command(
             help="Sandbox backend: local (bubblewrap). [default: the recorded environment]",
         ),
     ] = None,
+    on_divergence: Annotated[
+        Optional[str],
+        typer.Option(
+            "--on-divergence",
+            metavar="POLICY",
+            help="What a divergence does: warn (serve the recorded answer anyway), abort, or live (hand that request to the live model). [default: warn; abort with --strict-divergence]",
+        ),
+    ] = None,
+    diverge_on: Annotated[
+        str,
+        typer.Option(
+            "--diverge-on",
+            metavar="CLASSES",
+            help="Comma-separated request classes that count as a divergence: structural, prompt-drift, observation-drift, volatile.",
+        ),
+    ] = "structural",
+    serve_failures: Annotated[
+        bool,
+        typer.Option(
+            "--serve-failures",
+            help="Serve recorded failed calls as recorded (default: skip them, so the agent spends no retry wait).",
+        ),
+    ] = False,
+    replay_exchanges: Annotated[
+        Optional[int],
+        typer.Option(
+            "--replay-exchanges",
+            metavar="K",
+            help="Replay only the first K recorded exchanges, then go live (a branch from the middle of a run).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON on stdout.")] = False,
 ) -> None:
     from .session import ContinueOptions, execute, prepare
@@ -189,6 +222,10 @@ def run_command(
         strict_divergence=strict_divergence,
         replay_only=replay_only,
         sandbox=sandbox,
+        on_divergence=on_divergence,
+        diverge_on=frozenset(c.strip() for c in diverge_on.split(",") if c.strip()),
+        serve_failures=serve_failures,
+        replay_exchanges=replay_exchanges,
     )
     try:
         plan = prepare(options)
@@ -227,6 +264,12 @@ def run_command(
         f"{'done' if ok and verified else 'failed'}: reward {reward}; "
         f"{summary['replayed_exchanges']} replayed + {summary['live_exchanges']} live exchanges; {', '.join(times)}"
     )
+    counts = ", ".join(f"{n} {kind}" for kind, n in summary["match_counts"].items()) or "nothing replayed"
+    err.print(
+        f"replay: {counts}; cut-point at exchange {summary['cut_point']} ({summary['cut_reason'] or 'not reached'})"
+    )
+    for divergence in summary["divergences"][:5]:
+        err.print(f"  exchange {divergence['exchange']} {divergence['class']}: {divergence['detail']}")
     for problem in ("error", "verifier_error"):
         if summary[problem]:
             err.print(f"[red]{problem.replace('_', ' ')}:[/] {summary[problem]}", soft_wrap=True)

@@ -8,6 +8,7 @@
         trajectory/acp_trajectory.jsonl  the agent's ACP session updates
         agent/openhands.txt            the agent's own log
         agent/workspace-cut.txt        the workspace manifest at the cut-point
+        replay_report.json             every served request's class against the recording
         verifier/                      reward.txt or reward.json, test stdout/stderr
 
 The folder is assembled under a hidden ``.partial`` name beside its final
@@ -93,6 +94,10 @@ class OutputPaths:
     @property
     def cut_manifest(self) -> Path:
         return self.staging / "agent" / "workspace-cut.txt"
+
+    @property
+    def replay_report(self) -> Path:
+        return self.staging / "replay_report.json"
 
     @property
     def verifier(self) -> Path:

@@ -53,6 +53,7 @@ class ReplayProxy:
         #: set when the run must stop: cut-point under replay-only, or a divergence abort
         self.stop_requested = asyncio.Event()
         self.stop_reason: str | None = None
+        self.cut_reason = "the recorded exchanges are used up"
         self.closed = False
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
@@ -119,29 +120,32 @@ class ReplayProxy:
         stream = bool(body.get("stream"))
         async with self._lock:
             decision = self.router.route(raw, body)
-            if decision.divergence is not None:
-                self.on_event("divergence", decision.divergence.to_json())
+            verdict = decision.verdict
+            if decision.diverged:
+                assert verdict is not None
+                self.on_event("divergence", verdict.to_json())
             if decision.kind == "abort":
-                assert decision.divergence is not None
-                self.stop_reason = (
-                    f"replay diverged at exchange {decision.divergence.index}: {decision.divergence.detail}"
-                )
+                assert verdict is not None
+                self.stop_reason = f"replay diverged at exchange {verdict.index} ({verdict.kind}): {verdict.detail}"
                 self.stop_requested.set()
                 return _error(409, self.stop_reason)
             if decision.kind == "cut":
-                self.on_event("cut", {"served": len(self.router.served)})
+                if verdict is not None:  # --on-divergence live: the off-rails request goes live
+                    self.cut_reason = f"divergence at exchange {verdict.index} ({verdict.kind})"
+                self.on_event("cut", {"served": len(self.router.served), "reason": self.cut_reason})
                 if self.on_cut is not None:
                     await self.on_cut()
                 if self.live is None:
-                    self.stop_reason = "replay-only: the recorded exchanges are used up (cut-point)"
+                    self.stop_reason = f"replay-only: stopped at the cut-point ({self.cut_reason})"
                     self.stop_requested.set()
                     return _error(503, self.stop_reason)
         if decision.kind in ("replay", "retry"):
-            assert decision.exchange is not None
+            exchange = decision.exchange
+            assert exchange is not None
             if decision.kind == "retry":
                 self.retries += 1
-            self.on_event(decision.kind, {"index": decision.exchange.index, "served": len(self.router.served)})
-            return await self._answer(request, 200, decision.exchange.response_body, stream)
+            self.on_event(decision.kind, {"index": exchange.index, "served": len(self.router.served)})
+            return await self._answer(request, exchange.status, exchange.response_body, stream)
         assert self.live is not None
         answer = await self.live.complete(body)
         self._record(request.path, body, answer)

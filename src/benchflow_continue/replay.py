@@ -11,44 +11,60 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .matching import Divergence, compare
+from .matching import Verdict, classify
 from .runfolder import Exchange
 
-__all__ = ["Decision", "Router", "sse_events"]
+__all__ = ["POLICIES", "Decision", "Router", "sse_events"]
 
 Kind = Literal["replay", "retry", "cut", "live", "abort"]
+#: what to do when a request's class is one of ``diverge_on``
+POLICIES = ("warn", "abort", "live")
 
 
 @dataclass(frozen=True)
 class Decision:
     kind: Kind
     exchange: Exchange | None = None  # the recorded exchange to serve, for replay and retry
-    divergence: Divergence | None = None  # set when this request left the rails
+    verdict: Verdict | None = None  # how the request compared with the recorded one
+
+    @property
+    def diverged(self) -> bool:
+        return self.verdict is not None and self.verdict.kind not in ("identical", "retry")
 
 
 @dataclass
 class Router:
     """Serve recorded answers in order, then hand over to the live model.
 
+    Every request is classified against the recorded one it is matched to
+    (:func:`~benchflow_continue.matching.classify`). A class in ``diverge_on``
+    is a divergence: ``warn`` notes it and serves the recorded answer anyway,
+    ``abort`` stops the run, ``live`` hands this very request to the live model.
+
     Recorded calls that failed (an error status, or 200 with no choices) were
-    followed by the agent's own retry of the same request, so they are skipped:
-    the agent gets the successful answer at once and spends no retry wait.
+    followed by the agent's own retry of the same request. By default they are
+    skipped: the agent gets the successful answer at once and spends no retry
+    wait. With ``serve_failures`` they are served as recorded, and the agent's
+    retry then gets the next recorded exchange.
     """
 
     exchanges: list[Exchange]
     #: serve only the first ``cut`` recorded exchanges (None: all of them)
     cut: int | None = None
-    #: "warn": note divergences and go on; "abort": stop at the first one
-    on_divergence: Literal["warn", "abort"] = "warn"
-    divergences: list[Divergence] = field(default_factory=list)
+    on_divergence: Literal["warn", "abort", "live"] = "warn"
+    diverge_on: frozenset[str] = frozenset({"structural"})
+    serve_failures: bool = False
     served: list[Exchange] = field(default_factory=list)
+    #: one verdict per request answered from the recording, retries included
+    verdicts: list[Verdict] = field(default_factory=list)
+    divergences: list[Verdict] = field(default_factory=list)
     live_started: bool = False
-    _last_request: bytes | None = None
+    last_request: bytes | None = None
 
     def __post_init__(self) -> None:
         prefix = self.exchanges if self.cut is None else self.exchanges[: self.cut]
-        self.queue = [e for e in prefix if e.ok]
-        self.skipped = [e for e in prefix if not e.ok]
+        self.queue = prefix if self.serve_failures else [e for e in prefix if e.ok]
+        self.skipped = [] if self.serve_failures else [e for e in prefix if not e.ok]
 
     @property
     def remaining(self) -> int:
@@ -61,21 +77,33 @@ class Router:
     def route(self, raw: bytes, body: dict[str, Any]) -> Decision:
         if self.live_started:
             return Decision("live")
-        if self.served and raw == self._last_request:
+        if self.served and raw == self.last_request and self.served[-1].ok:
             # byte-identical to the request just answered: the agent retried
-            return Decision("retry", self.served[-1])
+            verdict = Verdict(self.served[-1].index, "retry", "the same request again: same answer, no advance")
+            self.verdicts.append(verdict)
+            return Decision("retry", self.served[-1], verdict)
         if not self.remaining:
             self.live_started = True
             return Decision("cut")
         exchange = self.queue[len(self.served)]
-        divergence = compare(exchange.index, exchange.request_body, body)
-        if divergence is not None:
-            self.divergences.append(divergence)
+        verdict = classify(exchange.index, exchange.request_body, body)
+        if verdict.kind in self.diverge_on:
+            self.divergences.append(verdict)
             if self.on_divergence == "abort":
-                return Decision("abort", exchange, divergence)
+                return Decision("abort", exchange, verdict)
+            if self.on_divergence == "live":
+                self.live_started = True
+                return Decision("cut", None, verdict)
         self.served.append(exchange)
-        self._last_request = raw
-        return Decision("replay", exchange, divergence)
+        self.verdicts.append(verdict)
+        self.last_request = raw
+        return Decision("replay", exchange, verdict)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for verdict in self.verdicts:
+            counts[verdict.kind] = counts.get(verdict.kind, 0) + 1
+        return counts
 
 
 def _chunk(base: dict[str, Any], choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import secrets
 import time
@@ -20,9 +21,10 @@ from . import __version__
 from .agents import openhands
 from .errors import ContinueError, InputError, ReplayDiverged
 from .live import LiveModel
+from .matching import CLASSES
 from .output import OutputPaths, output_name, redactor, stitch, usage_totals, write_json
 from .proxy import ReplayProxy
-from .replay import Router
+from .replay import POLICIES, Router
 from .runfolder import RunFolder, check_continuable, load_run_folder
 from .sandbox import resolve_backend
 from .sandbox.base import workspace_digest
@@ -47,6 +49,14 @@ class ContinueOptions:
     strict_divergence: bool = False
     replay_only: bool = False
     sandbox: str | None = None
+    #: what a divergence does: "warn", "abort" or "live" (None: abort under --strict-divergence, else warn)
+    on_divergence: str | None = None
+    #: the request classes that count as a divergence
+    diverge_on: frozenset[str] = frozenset({"structural"})
+    #: serve recorded failures as recorded instead of skipping them
+    serve_failures: bool = False
+    #: replay only the first K recorded exchanges, then go live
+    replay_exchanges: int | None = None
     #: output folder name (default ``<source>__continued``)
     name: str | None = None
     #: the source is a task with an empty recording: record a first run (the example generator)
@@ -67,7 +77,17 @@ class Plan:
     prompts: list[str]
     jobs_dir: Path
     name: str
+    on_divergence: str
     warnings: list[str] = field(default_factory=list)
+
+    def router(self) -> Router:
+        return Router(
+            self.run.exchanges,
+            cut=self.options.replay_exchanges,
+            on_divergence=self.on_divergence,  # type: ignore[arg-type]
+            diverge_on=self.options.diverge_on,
+            serve_failures=self.options.serve_failures,
+        )
 
 
 def prepare(options: ContinueOptions) -> Plan:
@@ -91,6 +111,7 @@ def prepare(options: ContinueOptions) -> Plan:
     prompts = run.prompts or _first_user_message(run) or ([task.instruction] if task.instruction else [])
     if not prompts:
         raise InputError(f"{run.path}: no prompts.json, no recorded user message and no instruction.md to send")
+    on_divergence = _divergence_policy(options, len(run.exchanges))
     jobs_dir = options.output or run.path.parent / "continued"
     name = options.name or output_name(run.path.name)
     if jobs_dir.resolve().is_relative_to(run.path.resolve()):
@@ -98,8 +119,35 @@ def prepare(options: ContinueOptions) -> Plan:
     if (jobs_dir / name).exists():
         raise InputError(f"{jobs_dir / name} already exists; it is never overwritten: move it or pass another --output")
     return Plan(
-        options, run, task, backend, live_model, float(timeout), replay_timeout, prompts, jobs_dir, name, warnings
+        options,
+        run,
+        task,
+        backend,
+        live_model,
+        float(timeout),
+        replay_timeout,
+        prompts,
+        jobs_dir,
+        name,
+        on_divergence,
+        warnings,
     )
+
+
+def _divergence_policy(options: ContinueOptions, n_exchanges: int) -> str:
+    """The replay options, checked before anything boots."""
+    policy = options.on_divergence or ("abort" if options.strict_divergence else "warn")
+    if policy not in POLICIES:
+        raise InputError(f"--on-divergence {policy}: choose one of {', '.join(POLICIES)}")
+    if options.strict_divergence and policy != "abort":
+        raise InputError(f"--strict-divergence means --on-divergence abort; it contradicts --on-divergence {policy}")
+    unknown = sorted(set(options.diverge_on) - set(CLASSES[2:]))
+    if unknown or not options.diverge_on:
+        raise InputError(f"--diverge-on {','.join(unknown)}: classes are {', '.join(CLASSES[2:])}")
+    k = options.replay_exchanges
+    if k is not None and not 0 <= k <= n_exchanges:
+        raise InputError(f"--replay-exchanges {k}: the recording has {n_exchanges} exchanges; pass 0..{n_exchanges}")
+    return policy
 
 
 def _first_user_message(run: RunFolder) -> list[str]:
@@ -153,7 +201,7 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
     run, task = plan.run, plan.task
     paths = OutputPaths.create(plan.jobs_dir, plan.name)
     key = "bfc-" + secrets.token_urlsafe(24)
-    rec = _Record(Router(run.exchanges, on_divergence="abort" if plan.options.strict_divergence else "warn"))
+    rec = _Record(plan.router())
     clock, router = rec.clock, rec.router
     live = LiveModel(plan.live_model) if plan.live_model else None
     sandbox: LocalSandbox | None = None
@@ -246,8 +294,8 @@ def _judge(rec: _Record, plan: Plan) -> None:
     """Turn how the agent stopped into result.json's error fields."""
     assert rec.outcome is not None and rec.proxy is not None
     reason = rec.outcome.stop_reason
-    if reason == "stopped" and rec.router.divergences and plan.options.strict_divergence:
-        rec.fail(ReplayDiverged(f"--strict-divergence: {rec.proxy.stop_reason}"))
+    if reason == "stopped" and rec.router.divergences and plan.on_divergence == "abort":
+        rec.fail(ReplayDiverged(f"replay aborted: {rec.proxy.stop_reason}"))
     elif reason == "stopped":
         pass  # replay-only reached its cut-point
     elif reason == "timeout":
@@ -293,6 +341,9 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
         "cut_point": (last + 1) if last is not None else 0,
         "reached_cut_point": "cut" in clock.marks,
         "divergences": [d.to_json() for d in router.divergences],
+        "match_counts": router.counts(),
+        "cut_reason": proxy.cut_reason if proxy and "cut" in clock.marks else None,
+        "last_served_request_sha256": hashlib.sha256(router.last_request).hexdigest() if router.last_request else None,
         "agent_stop_reason": outcome.stop_reason if outcome else None,
         "agent_boot_sec": clock.between("launch", "first_request"),
         "replay_sec": replay_sec,
@@ -369,6 +420,23 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
             },
         }
     )
+    write_json(
+        paths.replay_report,
+        {
+            "policy": {
+                "on_divergence": plan.on_divergence,
+                "diverge_on": sorted(plan.options.diverge_on),
+                "serve_failures": plan.options.serve_failures,
+                "replay_exchanges": plan.options.replay_exchanges,
+            },
+            "counts": router.counts(),
+            "served": len(router.served),
+            "skipped_failed": [e.index for e in router.skipped],
+            "cut_point": continuation["cut_point"],
+            "cut_reason": continuation["cut_reason"],
+            "exchanges": [v.to_json() for v in router.verdicts if v.kind != "identical"],
+        },
+    )
     write_json(paths.config, json.loads(redact(json.dumps(config))))
     write_json(paths.result, result)
     return {
@@ -383,6 +451,8 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
                 "live_exchanges",
                 "cut_point",
                 "divergences",
+                "match_counts",
+                "cut_reason",
                 "workspace_digest_at_cut",
                 "agent_boot_sec",
                 "replay_sec",

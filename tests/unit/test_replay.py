@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchflow_continue.matching import compare
 from benchflow_continue.replay import Router, sse_events
 from benchflow_continue.runfolder import Exchange, load_run_folder
 
@@ -71,31 +70,49 @@ def test_cut_limits_the_replayed_prefix() -> None:
     assert router.route(raw(bodies[1]), bodies[1]).kind == "cut"
 
 
-def test_structural_divergence_warns_or_aborts() -> None:
+def test_structural_divergence_warns_aborts_or_goes_live() -> None:
     recorded = [exchange(0, conversation(0)), exchange(1, conversation(1))]
     other = conversation(2)
     warn = Router(recorded)
     warn.route(raw(conversation(0)), conversation(0))
     decision = warn.route(raw(other), other)
-    assert decision.kind == "replay" and decision.divergence is not None
-    assert "6 messages where the recording has 4" in decision.divergence.detail
+    assert decision.kind == "replay" and decision.diverged
+    assert decision.verdict.detail == "6 messages where the recording has 4"
+    assert warn.counts() == {"identical": 1, "structural": 1}
     abort = Router(recorded, on_divergence="abort")
     abort.route(raw(conversation(0)), conversation(0))
-    assert abort.route(raw(other), other).kind == "abort"
+    assert abort.route(raw(other), other).kind == "abort" and len(abort.served) == 1
+    live = Router(recorded, on_divergence="live")
+    live.route(raw(conversation(0)), conversation(0))
+    cut = live.route(raw(other), other)
+    assert cut.kind == "cut" and cut.verdict.kind == "structural" and len(live.served) == 1
+    assert live.route(raw(other), other).kind == "live"
 
 
-def test_compare_names_the_differing_message() -> None:
-    a, b = conversation(1), conversation(1)
-    b["messages"][2]["tool_calls"][0]["function"]["name"] = "file_editor"
-    divergence = compare(4, a, b)
-    assert divergence is not None and divergence.index == 4
-    assert (
-        divergence.detail
-        == "message 2: assistant calling file_editor where the recording has assistant calling terminal"
+def test_observation_drift_is_not_a_divergence_unless_asked() -> None:
+    drifted = conversation(1)
+    drifted["messages"][3]["content"] = "other output"
+    default = Router([exchange(0, conversation(0)), exchange(1, conversation(1))])
+    default.route(raw(conversation(0)), conversation(0))
+    assert default.route(raw(drifted), drifted).verdict.kind == "observation-drift" and default.divergences == []
+    strict = Router(
+        [exchange(0, conversation(0)), exchange(1, conversation(1))],
+        on_divergence="abort",
+        diverge_on=frozenset({"structural", "observation-drift"}),
     )
-    c = conversation(1)
-    c["messages"][3]["content"] = "other output"  # an observation difference is not structural
-    assert compare(0, a, c) is None
+    strict.route(raw(conversation(0)), conversation(0))
+    assert strict.route(raw(drifted), drifted).kind == "abort"
+
+
+def test_served_failures_then_the_agents_retry_gets_the_next_exchange() -> None:
+    b0, b1 = conversation(0), conversation(1)
+    recorded = [exchange(0, b0, status=500, choices=False), exchange(1, b0), exchange(2, b1)]
+    router = Router(recorded, serve_failures=True)
+    assert router.route(raw(b0), b0).exchange.status == 500
+    retry = router.route(raw(b0), b0)  # the agent's retry after the recorded 500
+    assert retry.kind == "replay" and retry.exchange.index == 1
+    assert router.route(raw(b0), b0).kind == "retry"  # a retry after a good answer does not advance
+    assert router.route(raw(b1), b1).exchange.index == 2
 
 
 def reassemble(events: list[bytes]) -> dict[str, Any]:
@@ -166,3 +183,4 @@ def test_real_recording_routes_cleanly(rollout: Path) -> None:
     for e in run.exchanges:
         assert router.route(json.dumps(e.request_body).encode(), e.request_body).exchange is e
     assert router.divergences == [] and router.remaining == 0
+    assert router.counts() == {"identical": 7}
