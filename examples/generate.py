@@ -30,8 +30,15 @@ NAME = f"{TASK}__timeout"
 MODEL = "openai/scripted"
 
 
-async def record(out: Path, budget: float, hold_turn: int, latency: float) -> dict:
-    server = ScriptedModel(load_script(HERE / "scripts" / f"{TASK}.json"), latency=latency, hold_turn=hold_turn)
+async def record(
+    out: Path,
+    budget: float,
+    hold_turn: int,
+    latency: float,
+    script: Path = HERE / "scripts" / f"{TASK}.json",
+    name: str = NAME,
+) -> dict:
+    server = ScriptedModel(load_script(script), latency=latency, hold_turn=hold_turn)
     os.environ["OPENAI_BASE_URL"] = await server.start()
     empty = Path(tempfile.mkdtemp(prefix="bfc-empty-")) / f"{TASK}__new"
     try:
@@ -55,7 +62,7 @@ async def record(out: Path, budget: float, hold_turn: int, latency: float) -> di
             model=MODEL,
             timeout=budget,
             output=out,
-            name=NAME,
+            name=name,
             record_new=True,
         )
         return await execute(prepare(options), lambda kind, data: print(kind, data, file=sys.stderr))

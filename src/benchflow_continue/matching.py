@@ -183,7 +183,10 @@ def _content(index: int, at: int, a: dict[str, Any], b: dict[str, Any]) -> Verdi
     ta, tb = _text(a.get("content")), _text(b.get("content"))
     calls_same = all(_same(x[2], y[2]) for x, y in zip(_calls(a), _calls(b), strict=True))
     if _same(ta, tb) and calls_same:
-        return Verdict(index, "volatile", f"message {at} ({role}) differs only in masked parts or formatting")
+        wa, wb, _ = _window(ta, tb)
+        masked = [name for name, pattern, _ in MASKS if pattern.findall(wa) != pattern.findall(wb)]
+        parts = ", ".join(masked) if masked else "formatting"
+        return Verdict(index, "volatile", f"message {at} ({role}) differs only in: {parts}")
     if role == "tool":
         return Verdict(index, "observation-drift", f"message {at} (tool result): {_first_difference(ta, tb)}")
     if role in ("system", "developer", "user"):

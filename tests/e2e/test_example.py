@@ -116,3 +116,58 @@ def test_interrupt_during_replay_leaves_nothing_behind(tmp_path: Path) -> None:
     leftovers = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True)
     assert leftovers.stdout == ""  # no bwrap, no agent
     assert not list(Path(tempfile.gettempdir()).glob(mine + "*"))
+
+
+def test_nondeterministic_command_is_observation_drift_and_workspace_still_rebuilt(tmp_path: Path) -> None:
+    """Record a run whose first command prints the time, then replay it."""
+    import asyncio
+
+    sys.path.insert(0, str(RUN.parents[1]))
+    from generate import record  # examples/generate.py: the recorder of the bundled example
+
+    script = json.loads((RUN.parents[1] / "scripts" / "inventory-report.json").read_text())
+    first = script["turns"][0]["arguments"]
+    first["command"] = "date +%s.%N && " + first["command"]
+    script_path = tmp_path / "clock.json"
+    script_path.write_text(json.dumps(script))
+    summary = asyncio.run(record(tmp_path / "runs", 30.0, 3, 0.5, script=script_path, name="clock__timeout"))
+    assert summary["error_category"] == "timeout" and summary["live_exchanges"] == 3
+    source = tmp_path / "runs" / "clock__timeout"
+
+    done = cli(str(source), "--tasks-dir", str(TASKS), "--replay-only", "--output", str(tmp_path / "out"), "--json")
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    recorded_end = json.loads((source / "result.json").read_text())["continuation"]["workspace_digest_end"]
+    assert outcome["workspace_digest_at_cut"] == recorded_end
+    report = json.loads((tmp_path / "out" / "clock__timeout__continued" / "replay_report.json").read_text())
+    classes = {e["exchange"]: e for e in report["exchanges"]}
+    # the time printed by turn 0 is in every later request's history
+    assert classes[1]["class"] == "observation-drift" and "message 3 (tool result)" in classes[1]["detail"]
+    assert classes[2]["class"] == "observation-drift"
+    assert report["counts"] == {"volatile": 1, "observation-drift": 2}
+
+
+def test_branch_from_the_middle_with_replay_exchanges(tmp_path: Path, scripted_model: str) -> None:
+    done = cli(
+        str(RUN),
+        "--tasks-dir",
+        str(TASKS),
+        "--model",
+        "openai/scripted",
+        "--replay-exchanges",
+        "1",
+        "--output",
+        str(tmp_path),
+        "--json",
+        env={"OPENAI_BASE_URL": scripted_model},
+    )
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "inventory-report__timeout__continued"
+    result = json.loads((out / "result.json").read_text())
+    assert result["rewards"] == {"reward": 1.0}
+    assert result["continuation"]["replayed_exchanges"] == 1 and result["continuation"]["cut_point"] == 1
+    link = json.loads((out / "config.json").read_text())["source"]["continued_from"]
+    assert link["exchanges_served"] == 1 and len(link["last_served_request_sha256"]) == 64
+    stitched = (out / "trajectory" / "llm_trajectory.jsonl").read_bytes().splitlines()
+    assert stitched[0] == (RUN / "trajectory" / "llm_trajectory.jsonl").read_bytes().splitlines()[0]
+    assert len(stitched) == 1 + result["continuation"]["live_exchanges"]

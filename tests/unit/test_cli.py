@@ -94,6 +94,17 @@ CASES = [
     pytest.param(lambda r, t: None, ["--sandbox", "k8s"], "unknown backend", id="unknown-sandbox"),
     pytest.param(lambda r, t: None, ["--timeout", "-5"], "must be a positive", id="negative-timeout"),
     pytest.param(
+        lambda r, t: None, ["--on-divergence", "ignore"], "choose one of warn, abort, live", id="unknown-policy"
+    ),
+    pytest.param(
+        lambda r, t: None, ["--strict-divergence", "--on-divergence", "live"], "contradicts", id="strict-and-live"
+    ),
+    pytest.param(lambda r, t: None, ["--diverge-on", "structural,typo"], "--diverge-on typo", id="unknown-class"),
+    pytest.param(
+        lambda r, t: None, ["--replay-exchanges", "4"], "has 3 exchanges; pass 0..3", id="replay-exchanges-too-many"
+    ),
+    pytest.param(lambda r, t: None, ["--replay-exchanges", "-1"], "pass 0..3", id="replay-exchanges-negative"),
+    pytest.param(
         lambda r, t: (edit_json(r / "config.json", model=None), edit_json(r / "result.json", model=None)),
         [],
         "pass --model",

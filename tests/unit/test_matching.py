@@ -89,22 +89,22 @@ RECORDED_UUID = with_output("session 0b9f4c2e-1d2a-4f4e-9c1e-7f00a1b2c3d4")
 
 CASES = [
     pytest.param(lambda b: None, "identical", "", id="same-request"),
-    pytest.param(set_datetime, "volatile", "masked", id="only-the-datetime-block"),
+    pytest.param(set_datetime, "volatile", "differs only in: datetime block", id="only-the-datetime-block"),
     pytest.param(
         lambda b: tool_output(b, 3, "Dec  3 19:20", "Jan 14 08:01"),
         "volatile",
-        "masked",
+        "differs only in: ls/date timestamp",
         id="ls-timestamp-in-tool-result",
     ),
     pytest.param(
         lambda b: tool_output(b, 3, "/usr/local/bin/python", "/opt/venv/bin/python"),
         "volatile",
-        "masked",
+        "differs only in: interpreter path",
         id="interpreter-path",
     ),
-    pytest.param(content_as_string, "volatile", "masked", id="content-string-vs-parts"),
+    pytest.param(content_as_string, "volatile", "formatting", id="content-string-vs-parts"),
     pytest.param(other_model_alias, "volatile", "model", id="model-alias"),
-    pytest.param(reordered_arguments, "volatile", "masked", id="same-arguments-other-key-order"),
+    pytest.param(reordered_arguments, "volatile", "formatting", id="same-arguments-other-key-order"),
     pytest.param(
         lambda b: tool_output(b, 7, "2004l2\n", "2004l7\n"),
         "observation-drift",
