@@ -42,8 +42,8 @@ class _DefaultToRun(TyperGroup):
 app = typer.Typer(
     cls=_DefaultToRun,
     add_completion=False,
-    no_args_is_help=True,
     rich_markup_mode=None,
+    no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     help=(
         "Continue a timed-out OpenHands run: replay its recorded LLM answers in a fresh sandbox, "
@@ -116,14 +116,16 @@ class _Reporter:
             self.status.stop()
 
 
-def _fail_input(message: str) -> None:
+def _fail_input(message: str, as_json: bool = False) -> None:
     err.print(f"[red]error:[/] {message}", soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps({"error": message, "error_category": "bad_input", "exit_code": 2}))
     raise typer.Exit(2)
 
 
 @app.command("run", help="Continue one timed-out run folder (the default command).")
 def run_command(
-    run_dir: Annotated[Path, typer.Argument(help="The timed-out rollout folder (holds config.json and trajectory/).")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", show_default=False, help="The timed-out rollout folder (holds config.json and trajectory/).")],
     tasks_dir: Annotated[
         Optional[Path],
         typer.Option(
@@ -230,7 +232,7 @@ def run_command(
     try:
         plan = prepare(options)
     except InputError as exc:
-        _fail_input(str(exc))
+        _fail_input(str(exc), as_json)
         return
     reporter = _Reporter(quiet=False)
     for warning in plan.warnings:
@@ -245,7 +247,7 @@ def run_command(
         )
     except InputError as exc:
         reporter.close()
-        _fail_input(str(exc))
+        _fail_input(str(exc), as_json)
         return
     finally:
         reporter.close()

@@ -60,6 +60,8 @@ class LiveModel:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
         import litellm
 
+        litellm.suppress_debug_info = True  # its banners go to stdout, where --json output goes
+
         params = {k: body[k] for k in FORWARDED_PARAMS if k in body}
         if self.api_base:
             params["api_base"] = self.api_base

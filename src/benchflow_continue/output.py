@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 SUFFIX = "__continued"
+REPLAYED_SUFFIX = "__replayed"
 REDACTED = "***REDACTED***"
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.I)
 
@@ -115,9 +116,11 @@ class OutputPaths:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
-def output_name(source_name: str) -> str:
-    """``<source>__continued``; a continued run's name does not stack suffixes."""
-    return source_name if source_name.endswith(SUFFIX) else source_name + SUFFIX
+def output_name(source_name: str, replay_only: bool = False) -> str:
+    """``<source>__continued`` (``__replayed`` for a replay-only rebuild, which is no
+    drop-in continuation); a continued run's name does not stack suffixes."""
+    base = source_name.removesuffix(SUFFIX).removesuffix(REPLAYED_SUFFIX)
+    return base + (REPLAYED_SUFFIX if replay_only else SUFFIX)
 
 
 def redactor(extra: Iterable[str] = ()) -> Any:

@@ -23,6 +23,8 @@ __all__ = ["ReplayProxy", "RECORDED_REQUEST_KEYS"]
 #: the fields benchflow's capture keeps of a request body; live exchanges are recorded alike
 RECORDED_REQUEST_KEYS = ("model", "messages", "tools", "stream", "reasoning_effort", "thinking")
 MAX_BODY = 64 * 1024 * 1024
+#: consecutive failed live calls after which the run stops (a missing key or a dead provider)
+MAX_LIVE_FAILURES = 3
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -50,6 +52,8 @@ class ReplayProxy:
         self.on_event = on_event or (lambda kind, data: None)
         self.live_exchanges: list[dict[str, Any]] = []
         self.retries = 0
+        self.live_failures = 0  # consecutive
+        self.upstream_failure: tuple[int, str] | None = None
         #: set when the run must stop: cut-point under replay-only, or a divergence abort
         self.stop_requested = asyncio.Event()
         self.stop_reason: str | None = None
@@ -150,6 +154,14 @@ class ReplayProxy:
         answer = await self.live.complete(body)
         self._record(request.path, body, answer)
         self.on_event("live", {"n": len(self.live_exchanges), "status": answer.status})
+        self.live_failures = 0 if answer.status == 200 else self.live_failures + 1
+        if self.live_failures >= MAX_LIVE_FAILURES:
+            message = str((answer.body.get("error") or {}).get("message", ""))[:300]
+            self.upstream_failure = (answer.status, message)
+            self.stop_reason = (
+                f"the live model failed {self.live_failures} times in a row (status {answer.status}: {message})"
+            )
+            self.stop_requested.set()
         return await self._answer(request, answer.status, answer.body, stream)
 
     async def _answer(

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import __version__
 from .agents import openhands
-from .errors import ContinueError, InputError, ReplayDiverged
+from .errors import ContinueError, InputError, ReplayDiverged, UpstreamError
 from .live import LiveModel
 from .matching import CLASSES
 from .output import OutputPaths, output_name, redactor, stitch, usage_totals, write_json
@@ -112,8 +112,8 @@ def prepare(options: ContinueOptions) -> Plan:
     if not prompts:
         raise InputError(f"{run.path}: no prompts.json, no recorded user message and no instruction.md to send")
     on_divergence = _divergence_policy(options, len(run.exchanges))
-    jobs_dir = options.output or run.path.parent / "continued"
-    name = options.name or output_name(run.path.name)
+    jobs_dir = (options.output or run.path.parent / "continued").absolute()
+    name = options.name or output_name(run.path.name, replay_only=options.replay_only)
     if jobs_dir.resolve().is_relative_to(run.path.resolve()):
         raise InputError(f"--output {jobs_dir}: inside the source folder, which is never modified")
     if (jobs_dir / name).exists():
@@ -294,7 +294,12 @@ def _judge(rec: _Record, plan: Plan) -> None:
     """Turn how the agent stopped into result.json's error fields."""
     assert rec.outcome is not None and rec.proxy is not None
     reason = rec.outcome.stop_reason
-    if reason == "stopped" and rec.router.divergences and plan.on_divergence == "abort":
+    if reason == "stopped" and rec.proxy.upstream_failure is not None:
+        error = UpstreamError(rec.proxy.stop_reason or "the live model failed")
+        if rec.proxy.upstream_failure[0] in (401, 403):
+            error.category = "provider_auth"
+        rec.fail(error)
+    elif reason == "stopped" and rec.router.divergences and plan.on_divergence == "abort":
         rec.fail(ReplayDiverged(f"replay aborted: {rec.proxy.stop_reason}"))
     elif reason == "stopped":
         pass  # replay-only reached its cut-point
@@ -338,6 +343,7 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
         "skipped_failed_exchanges": len(router.skipped),
         "retries_served": proxy.retries if proxy else 0,
         "live_exchanges": len(live),
+        "live_failed_exchanges": sum(1 for x in live if x["response"]["status_code"] != 200),
         "cut_point": (last + 1) if last is not None else 0,
         "reached_cut_point": "cut" in clock.marks,
         "divergences": [d.to_json() for d in router.divergences],

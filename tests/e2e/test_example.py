@@ -139,7 +139,7 @@ def test_nondeterministic_command_is_observation_drift_and_workspace_still_rebui
     outcome = json.loads(done.stdout)
     recorded_end = json.loads((source / "result.json").read_text())["continuation"]["workspace_digest_end"]
     assert outcome["workspace_digest_at_cut"] == recorded_end
-    report = json.loads((tmp_path / "out" / "clock__timeout__continued" / "replay_report.json").read_text())
+    report = json.loads((tmp_path / "out" / "clock__timeout__replayed" / "replay_report.json").read_text())
     classes = {e["exchange"]: e for e in report["exchanges"]}
     # the time printed by turn 0 is in every later request's history
     assert classes[1]["class"] == "observation-drift" and "message 3 (tool result)" in classes[1]["detail"]

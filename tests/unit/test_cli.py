@@ -159,3 +159,15 @@ def test_read_only_output_location(run_copy: Path, tmp_path: Path) -> None:
     locked.mkdir(mode=0o500)
     done = cli(str(run_copy), "--tasks-dir", str(TASKS), "--replay-only", "--output", str(locked / "out"))
     assert done.returncode == 2 and "cannot" in done.stderr
+
+
+def test_json_on_bad_input(run_copy: Path) -> None:
+    (run_copy / "config.json").unlink()
+    done = cli(str(run_copy), "--json")
+    assert done.returncode == 2
+    assert json.loads(done.stdout) == {
+        "error": json.loads(done.stdout)["error"],
+        "error_category": "bad_input",
+        "exit_code": 2,
+    }
+    assert "config.json: missing" in json.loads(done.stdout)["error"]

@@ -67,3 +67,5 @@ def test_output_paths_never_overwrite(tmp_path: Path) -> None:
 def test_output_name_does_not_stack() -> None:
     assert output_name("task__abc") == "task__abc__continued"
     assert output_name("task__abc__continued") == "task__abc__continued"
+    assert output_name("task__abc", replay_only=True) == "task__abc__replayed"
+    assert output_name("task__abc__replayed") == "task__abc__continued"

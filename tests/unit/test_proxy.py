@@ -149,3 +149,14 @@ def test_strict_divergence_refuses_the_off_rails_request(rollout: Path) -> None:
         assert proxy.stop_requested.is_set()
 
     run(with_proxy(rollout, check, on_divergence="abort"))
+
+
+def test_repeated_live_failures_stop_the_run(rollout: Path) -> None:
+    async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
+        body = recording.exchanges[0].request_body
+        for _ in range(3):
+            assert (await client.post("/v1/chat/completions", json=body)).status_code == 429
+        assert proxy.stop_requested.is_set() and proxy.upstream_failure == (429, "slow down")
+        assert "failed 3 times in a row" in proxy.stop_reason
+
+    run(with_proxy(rollout, check, live=FakeLive(status=429), cut=0))

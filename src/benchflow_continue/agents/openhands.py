@@ -208,13 +208,14 @@ async def run_openhands(
         await sandbox.upload(seed, "/root/.openhands/agent_settings.json")
     finally:
         seed.unlink()
-    argv = sandbox.command([install.binary, "acp", "--always-approve", "--override-with-envs"], env)
+    argv, environment = sandbox.command([install.binary, "acp", "--always-approve", "--override-with-envs"], env)
     outcome = AgentOutcome(stop_reason="running")
     with open(stderr_path, "ab") as stderr:
         async with spawn_agent_process(
             _Client(outcome.events, on_update),
             argv[0],
             *argv[1:],
+            env=environment,
             transport_kwargs={"stderr": stderr, "limit": 64 * 1024 * 1024},
         ) as (conn, process):
             work = asyncio.ensure_future(_drive(conn, sandbox.workdir, prompts, outcome))

@@ -35,8 +35,11 @@ class Sandbox(Protocol):
 
     async def start(self) -> None: ...
 
-    def command(self, argv: list[str], env: dict[str, str], cwd: str | None = None) -> list[str]:
-        """The host command that runs ``argv`` inside the sandbox with stdio attached."""
+    def command(self, argv: list[str], env: dict[str, str], cwd: str | None = None) -> tuple[list[str], dict[str, str]]:
+        """The host command, and its environment, that run ``argv`` inside the sandbox with stdio attached.
+
+        ``env`` is passed in the process environment, never on the command line, where
+        every user could read it."""
         ...
 
     async def exec(

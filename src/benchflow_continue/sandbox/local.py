@@ -118,7 +118,7 @@ class LocalSandbox:
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(src, dst)
 
-    def _bwrap_args(self, env: dict[str, str], cwd: str | None) -> list[str]:
+    def _bwrap_args(self, cwd: str | None) -> list[str]:
         assert self.root is not None
         args = ["bwrap", "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
         for name in ("bin", "lib", "lib64", "sbin", "lib32", "libx32"):
@@ -136,20 +136,31 @@ class LocalSandbox:
             if tmux.exists() and not Path(folder).is_symlink():
                 args += ["--ro-bind", str(self.root / "no-tmux"), str(tmux)]
         args += ["--dev", "/dev", "--proc", "/proc", "--die-with-parent", "--unshare-pid"]
-        args += ["--chdir", cwd or self.workdir, "--clearenv"]
-        merged = {"PATH": SYSTEM_PATH, "HOME": "/root", "USER": "root", "LANG": "C.UTF-8", **self.env, **env}
-        for key, value in merged.items():
-            args += ["--setenv", key, value]
-        return args + ["--"]
+        return args + ["--chdir", cwd or self.workdir, "--"]
 
-    def command(self, argv: list[str], env: dict[str, str], cwd: str | None = None) -> list[str]:
-        return self._bwrap_args(env, cwd) + argv
+    def command(self, argv: list[str], env: dict[str, str], cwd: str | None = None) -> tuple[list[str], dict[str, str]]:
+        # the environment goes to bwrap's own process, which passes it on: values set with
+        # --setenv would be visible to every user in the process list
+        environment = {
+            "PATH": SYSTEM_PATH,
+            "HOME": "/root",
+            "USER": "root",
+            "LOGNAME": "root",
+            "SHELL": "/bin/sh",
+            "TERM": "dumb",
+            "LANG": "C.UTF-8",
+            **self.env,
+            **env,
+        }
+        return self._bwrap_args(cwd) + argv, environment
 
     async def exec(
         self, argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None
     ) -> ExecResult:
+        command, environment = self.command(argv, env or {})
         proc = await asyncio.create_subprocess_exec(
-            *self.command(argv, env or {}),
+            *command,
+            env=environment,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
