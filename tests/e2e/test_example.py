@@ -31,7 +31,7 @@ def test_replay_only_rebuilds_the_workspace_byte_for_byte(tmp_path: Path) -> Non
     assert summary["workspace_digest_at_cut"] == recorded_end_digest()
     assert summary["replayed_exchanges"] == 3 and summary["live_exchanges"] == 0
     assert summary["divergences"] == []
-    out = tmp_path / "inventory-report__timeout__continued"
+    out = tmp_path / "inventory-report__timeout__replayed"
     assert (out / "trajectory" / "llm_trajectory.jsonl").read_bytes() == (
         RUN / "trajectory" / "llm_trajectory.jsonl"
     ).read_bytes()
