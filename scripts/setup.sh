@@ -20,9 +20,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PYTHON"
   "$PYTHON" -m venv .venv
 fi
-echo "setup: installing benchflow-continue into .venv"
-.venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -c 'import benchflow_continue' # fails loudly if the install did not work
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing benchflow-continue into .venv"
+  .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c 'import benchflow_continue'  # fails loudly if the install did not work
+  rm -f .venv/.installed-* && touch "$stamp"
+fi
 
 echo "setup: the OpenHands agent environment (a few minutes the first time)"
 .venv/bin/benchflow-continue install-agent
