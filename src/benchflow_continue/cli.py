@@ -125,7 +125,14 @@ def _fail_input(message: str, as_json: bool = False) -> None:
 
 @app.command("run", help="Continue one timed-out run folder (the default command).")
 def run_command(
-    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", show_default=False, help="The timed-out rollout folder (holds config.json and trajectory/).")],
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR",
+            show_default=False,
+            help="The timed-out rollout folder (holds config.json and trajectory/).",
+        ),
+    ],
     tasks_dir: Annotated[
         Optional[Path],
         typer.Option(
@@ -288,17 +295,29 @@ def scripted_model_command(
     hold_turn: Annotated[
         Optional[int], typer.Option(metavar="K", help="Never answer turn K (a hanging provider).")
     ] = None,
+    fail: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            metavar="K:STATUS", help="Answer turn K with STATUS first (repeat for several: 3:429 --fail 3:500)."
+        ),
+    ] = None,
 ) -> None:
     from .scripted import ScriptedModel, load_script
 
+    failures: dict[int, list[int]] = {}
     try:
         loaded = load_script(script)
+        for item in fail or []:
+            turn, _, status = item.partition(":")
+            if not (turn.isdigit() and status.isdigit()):
+                raise InputError(f"--fail {item}: expected TURN:STATUS, e.g. 3:429")
+            failures.setdefault(int(turn), []).append(int(status))
     except InputError as exc:
         _fail_input(str(exc))
         return
 
     async def serve() -> None:
-        server = ScriptedModel(loaded, latency=latency, hold_turn=hold_turn)
+        server = ScriptedModel(loaded, latency=latency, hold_turn=hold_turn, failures=failures)
         url = await server.start(host, port)
         typer.echo(url)
         sys.stdout.flush()

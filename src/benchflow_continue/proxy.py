@@ -23,7 +23,7 @@ __all__ = ["ReplayProxy", "RECORDED_REQUEST_KEYS"]
 #: the fields benchflow's capture keeps of a request body; live exchanges are recorded alike
 RECORDED_REQUEST_KEYS = ("model", "messages", "tools", "stream", "reasoning_effort", "thinking")
 MAX_BODY = 64 * 1024 * 1024
-#: consecutive failed live calls after which the run stops (a missing key or a dead provider)
+#: consecutive failed live answers (after the proxy's own retries) that stop the run
 MAX_LIVE_FAILURES = 3
 
 Hook = Callable[[], Awaitable[None]]
@@ -151,9 +151,28 @@ class ReplayProxy:
             self.on_event(decision.kind, {"index": exchange.index, "served": len(self.router.served)})
             return await self._answer(request, exchange.status, exchange.response_body, stream)
         assert self.live is not None
-        answer = await self.live.complete(body)
-        self._record(request.path, body, answer)
-        self.on_event("live", {"n": len(self.live_exchanges), "status": answer.status})
+        response: web.StreamResponse | None = None
+
+        async def send(data: bytes) -> None:
+            nonlocal response
+            if response is None:
+                response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream"})
+                await response.prepare(request)
+            await response.write(data)
+
+        answer = None
+        async for answer in self.live.attempts(body, send if stream else None):
+            self._record(request.path, body, answer)  # every attempt, as the recording would have it
+            self.on_event("live", {"n": len(self.live_exchanges), "status": answer.status})
+        assert answer is not None
+        self._count_failure(answer)
+        if response is not None:
+            await response.write_eof()
+            return response
+        return web.json_response(answer.body, status=answer.status)
+
+    def _count_failure(self, answer: LiveAnswer) -> None:
+        """Stop the run when the live model keeps failing (a missing key, a dead provider)."""
         self.live_failures = 0 if answer.status == 200 else self.live_failures + 1
         if self.live_failures >= MAX_LIVE_FAILURES:
             message = str((answer.body.get("error") or {}).get("message", ""))[:300]
@@ -162,7 +181,6 @@ class ReplayProxy:
                 f"the live model failed {self.live_failures} times in a row (status {answer.status}: {message})"
             )
             self.stop_requested.set()
-        return await self._answer(request, answer.status, answer.body, stream)
 
     async def _answer(
         self, request: web.Request, status: int, body: dict[str, Any], stream: bool

@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from .errors import InputError
+from .replay import sse_events
 
 __all__ = ["Script", "ScriptedModel", "load_script"]
 
@@ -89,12 +90,22 @@ def completion(script: Script, turn: int, body: dict[str, Any]) -> dict[str, Any
 class ScriptedModel:
     """The server. ``latency`` is added to every answer, as a real model would take;
     ``hold_turn`` never answers that turn (a provider that hangs), for recording
-    runs that time out while waiting on the model."""
+    runs that time out while waiting on the model; ``failures`` answers a turn with
+    error statuses first. ``stream: true`` gets the answer as SSE chunks."""
 
-    def __init__(self, script: Script, *, latency: float = 0.0, hold_turn: int | None = None) -> None:
+    def __init__(
+        self,
+        script: Script,
+        *,
+        latency: float = 0.0,
+        hold_turn: int | None = None,
+        failures: dict[int, list[int]] | None = None,
+    ) -> None:
         self.script = script
         self.latency = latency
         self.hold_turn = hold_turn
+        #: per turn, the statuses to answer with before the scripted answer (a flaky provider)
+        self.failures = {turn: list(statuses) for turn, statuses in (failures or {}).items()}
         self.requests = 0
         self._runner: web.AppRunner | None = None
 
@@ -109,7 +120,20 @@ class ScriptedModel:
             await asyncio.Event().wait()  # until the client goes away
         if self.latency:
             await asyncio.sleep(self.latency)
-        return web.json_response(completion(self.script, turn, body))
+        pending = self.failures.get(turn)
+        if pending:
+            status = pending.pop(0)
+            kind = "rate_limit_error" if status == 429 else "server_error"
+            return web.json_response({"error": {"type": kind, "message": f"scripted failure {status}"}}, status=status)
+        answer = completion(self.script, turn, body)
+        if not body.get("stream"):
+            return web.json_response(answer)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in sse_events(answer):
+            await response.write(event)
+        await response.write_eof()
+        return response
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": self.script.model, "object": "model"}]})

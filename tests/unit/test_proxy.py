@@ -2,40 +2,39 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from benchflow_continue.live import LiveAnswer
+from benchflow_continue.live import LiveModel
 from benchflow_continue.proxy import ReplayProxy
 from benchflow_continue.replay import Router
 from benchflow_continue.runfolder import load_run_folder
+from benchflow_continue.scripted import Script, ScriptedModel
 
 KEY = "run-key"
 
 
-class FakeLive:
-    """Stands in for the provider in unit tests only."""
+SCRIPT = Script(
+    model="scripted", turns=[{"say": f"live {i}", "call": "think", "arguments": {"thought": str(i)}} for i in range(20)]
+)
 
-    model = "openai/fake-live"
 
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.seen: list[dict[str, Any]] = []
-
-    async def complete(self, body: dict[str, Any]) -> LiveAnswer:
-        self.seen.append(body)
-        answer = {
-            "id": "live",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "live!"}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
-        }
-        if self.status != 200:
-            answer = {"error": {"type": "RateLimitError", "message": "slow down"}}
-        now = datetime.now()
-        return LiveAnswer(self.status, answer, now, now, 12.5)
+@asynccontextmanager
+async def scripted_live(
+    monkeypatch: pytest.MonkeyPatch, failures: dict[int, list[int]] | None = None
+) -> AsyncIterator[LiveModel]:
+    """The real live path: LiteLLM against the project's scripted model on loopback."""
+    server = ScriptedModel(SCRIPT, failures=failures)
+    monkeypatch.setenv("OPENAI_BASE_URL", await server.start())
+    try:
+        yield LiveModel("openai/scripted", backoff=0.01)
+    finally:
+        await server.stop()
 
 
 def run(coro: Any) -> Any:
@@ -53,7 +52,7 @@ async def with_proxy(rollout: Path, fn, live: Any = None, **router_kw: Any) -> A
     proxy.on_cut = on_cut
     url = await proxy.start()
     try:
-        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120) as client:
             return await fn(client, proxy, recording, cuts)
     finally:
         await proxy.stop()
@@ -114,31 +113,86 @@ def test_replay_only_stops_at_the_cut_point(rollout: Path) -> None:
     run(with_proxy(rollout, check))
 
 
-def test_goes_live_at_the_cut_point_and_records_the_exchange(rollout: Path) -> None:
-    live = FakeLive()
+def test_goes_live_at_the_cut_point_and_records_the_exchange(rollout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def go() -> None:
+        async with scripted_live(monkeypatch) as live:
 
-    async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
-        for e in recording.exchanges[:2]:
-            await client.post("/v1/chat/completions", json=e.request_body)
-        body = dict(recording.exchanges[2].request_body, temperature=0.1)
-        answer = await client.post("/v1/chat/completions", json=body)
-        assert answer.json()["choices"][0]["message"]["content"] == "live!"
-        assert cuts == [2] and live.seen[0]["temperature"] == 0.1
-        recorded = proxy.live_exchanges[0]
-        assert recorded["response"]["status_code"] == 200 and recorded["duration_ms"] == 12.5
-        assert "temperature" not in recorded["request"]["body"]  # the recording's own projection
-        assert recorded["request"]["body"]["messages"] == body["messages"]
+            async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
+                for e in recording.exchanges[:2]:
+                    await client.post("/v1/chat/completions", json=e.request_body)
+                body = dict(recording.exchanges[2].request_body, temperature=0.1)
+                answer = await client.post("/v1/chat/completions", json=body)
+                assert answer.status_code == 200 and cuts == [2]
+                # two assistant turns in the request: the scripted model answers turn 2
+                assert answer.json()["choices"][0]["message"]["content"] == "live 2"
+                recorded = proxy.live_exchanges[0]
+                assert recorded["response"]["status_code"] == 200 and recorded["duration_ms"] > 0
+                assert recorded["response"]["body"]["usage"]["total_tokens"] > 0
+                assert "temperature" not in recorded["request"]["body"]  # the recording's own projection
+                assert recorded["request"]["body"]["messages"] == body["messages"]
+                assert recorded["metadata"]["provider_model"] == "openai/scripted"
 
-    run(with_proxy(rollout, check, live=live, cut=2))
+            await with_proxy(rollout, check, live=live, cut=2)
+
+    run(go())
 
 
-def test_live_errors_reach_the_agent_and_are_recorded(rollout: Path) -> None:
-    async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
-        answer = await client.post("/v1/chat/completions", json=dict(recording.exchanges[0].request_body, stream=True))
-        assert answer.status_code == 429 and answer.json()["error"]["type"] == "RateLimitError"
-        assert proxy.live_exchanges[0]["response"]["status_code"] == 429
+def test_transient_failures_are_retried_and_every_attempt_recorded(
+    rollout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def go() -> None:
+        async with scripted_live(monkeypatch, failures={0: [429, 500]}) as live:
 
-    run(with_proxy(rollout, check, live=FakeLive(status=429), cut=0))
+            async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
+                answer = await client.post("/v1/chat/completions", json=recording.exchanges[0].request_body)
+                assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] == "live 0"
+                assert [x["response"]["status_code"] for x in proxy.live_exchanges] == [429, 500, 200]
+                assert "scripted failure 429" in proxy.live_exchanges[0]["response"]["body"]["error"]["message"]
+
+            await with_proxy(rollout, check, live=live, cut=0)
+
+    run(go())
+
+
+def test_exhausted_retries_reach_the_agent_as_the_providers_error(
+    rollout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def go() -> None:
+        async with scripted_live(monkeypatch, failures={0: [429] * 20}) as live:
+
+            async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
+                body = recording.exchanges[0].request_body
+                answer = await client.post("/v1/chat/completions", json=dict(body, stream=True))
+                assert answer.status_code == 429 and "RateLimit" in answer.json()["error"]["type"]
+                assert len(proxy.live_exchanges) == live.max_attempts
+                for _ in range(2):
+                    await client.post("/v1/chat/completions", json=body)
+                assert proxy.stop_requested.is_set() and proxy.upstream_failure[0] == 429
+                assert "failed 3 times in a row" in proxy.stop_reason
+
+            await with_proxy(rollout, check, live=live, cut=0)
+
+    run(go())
+
+
+def test_live_answers_stream_through(rollout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def go() -> None:
+        async with scripted_live(monkeypatch) as live:
+
+            async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
+                body = dict(recording.exchanges[0].request_body, stream=True)
+                answer = await client.post("/v1/chat/completions", json=body)
+                assert answer.headers["content-type"].startswith("text/event-stream")
+                events = [e for e in answer.text.split("\n\n") if e]
+                assert events[-1] == "data: [DONE]" and len(events) > 2
+                recorded = proxy.live_exchanges[0]["response"]["body"]  # the assembled completion
+                message = recorded["choices"][0]["message"]
+                assert message["content"] == "live 0" and message["tool_calls"][0]["function"]["name"] == "think"
+                assert message["tool_calls"][0]["id"] == "call_00"
+
+            await with_proxy(rollout, check, live=live, cut=0)
+
+    run(go())
 
 
 def test_strict_divergence_refuses_the_off_rails_request(rollout: Path) -> None:
@@ -149,14 +203,3 @@ def test_strict_divergence_refuses_the_off_rails_request(rollout: Path) -> None:
         assert proxy.stop_requested.is_set()
 
     run(with_proxy(rollout, check, on_divergence="abort"))
-
-
-def test_repeated_live_failures_stop_the_run(rollout: Path) -> None:
-    async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
-        body = recording.exchanges[0].request_body
-        for _ in range(3):
-            assert (await client.post("/v1/chat/completions", json=body)).status_code == 429
-        assert proxy.stop_requested.is_set() and proxy.upstream_failure == (429, "slow down")
-        assert "failed 3 times in a row" in proxy.stop_reason
-
-    run(with_proxy(rollout, check, live=FakeLive(status=429), cut=0))
