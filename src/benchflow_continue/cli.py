@@ -217,6 +217,14 @@ def run_command(
             help="Replay only the first K recorded exchanges, then go live (a branch from the middle of a run).",
         ),
     ] = None,
+    replay_timeout: Annotated[
+        Optional[float],
+        typer.Option(
+            "--replay-timeout",
+            metavar="SEC",
+            help="Guard on the replay phase, apart from --timeout. [default: 3x the original run's agent time, at least 600]",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON on stdout.")] = False,
 ) -> None:
     from .session import ContinueOptions, execute, prepare
@@ -235,6 +243,7 @@ def run_command(
         diverge_on=frozenset(c.strip() for c in diverge_on.split(",") if c.strip()),
         serve_failures=serve_failures,
         replay_exchanges=replay_exchanges,
+        replay_timeout=replay_timeout,
     )
     try:
         plan = prepare(options)
@@ -258,7 +267,7 @@ def run_command(
         return
     finally:
         reporter.close()
-    ok = summary["error"] is None or summary["error_category"] == "timeout"
+    ok = summary["error"] is None or summary["error_category"] in ("timeout", "idle_timeout")
     verified = summary["rewards"] is not None
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

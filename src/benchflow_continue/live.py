@@ -87,6 +87,10 @@ class LiveModel:
         self.max_attempts = max_attempts
         self.backoff = backoff
 
+    def prepare(self) -> None:
+        """Import LiteLLM now rather than on the first live call."""
+        _litellm()
+
     def _params(self, body: dict[str, Any]) -> dict[str, Any]:
         params = {k: body[k] for k in FORWARDED_PARAMS if k in body}
         if self.api_base:

@@ -35,7 +35,7 @@ __all__ = [
     "output_name",
     "redactor",
     "stitch",
-    "usage_totals",
+    "write_json",
 ]
 
 SUFFIX = "__continued"
@@ -143,30 +143,6 @@ def stitch(recorded: list[Exchange], served_upto: int | None, live: list[dict[st
     lines = [e.raw for e in recorded if served_upto is not None and e.index <= served_upto]
     lines += [redact(json.dumps(x, ensure_ascii=False)).encode() for x in live]
     return b"".join(line + b"\n" for line in lines)
-
-
-def _usage_of(usage: dict[str, Any]) -> dict[str, int]:
-    details = usage.get("prompt_tokens_details") or {}
-    cache_read = usage.get("cache_read_input_tokens") or (
-        details.get("cached_tokens") if isinstance(details, dict) else 0
-    )
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    return {
-        "n_input_tokens": prompt,
-        "n_output_tokens": completion,
-        "n_cache_read_tokens": int(cache_read or 0),
-        "n_cache_creation_tokens": int(usage.get("cache_creation_input_tokens") or 0),
-        "total_tokens": int(usage.get("total_tokens") or prompt + completion),
-    }
-
-
-def usage_totals(usages: Iterable[dict[str, Any]]) -> dict[str, int]:
-    total = {k: 0 for k in _usage_of({})}
-    for usage in usages:
-        for key, value in _usage_of(usage).items():
-            total[key] += value
-    return total
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -37,6 +37,7 @@ class Exchange:
     request: dict[str, Any]
     response: dict[str, Any]
     duration_ms: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def request_body(self) -> dict[str, Any]:
@@ -246,6 +247,7 @@ def _exchange(index: int, line: int, raw: bytes, obj: dict[str, Any]) -> Exchang
         request=obj["request"],
         response=obj["response"],
         duration_ms=float(duration) if isinstance(duration, (int, float)) else None,
+        metadata=obj["metadata"] if isinstance(obj.get("metadata"), dict) else {},
     )
 
 

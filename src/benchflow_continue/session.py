@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .accounting import TOKEN_FIELDS, totals
 from .agents import openhands
 from .errors import ContinueError, InputError, ReplayDiverged, UpstreamError
 from .live import LiveModel
 from .matching import CLASSES
-from .output import OutputPaths, output_name, redactor, stitch, usage_totals, write_json
+from .output import OutputPaths, output_name, redactor, stitch, write_json
 from .proxy import ReplayProxy
 from .replay import POLICIES, Router
 from .runfolder import RunFolder, check_continuable, load_run_folder
@@ -57,6 +58,8 @@ class ContinueOptions:
     serve_failures: bool = False
     #: replay only the first K recorded exchanges, then go live
     replay_exchanges: int | None = None
+    #: guard on the replay phase (None: derived from the original run's recorded time)
+    replay_timeout: float | None = None
     #: output folder name (default ``<source>__continued``)
     name: str | None = None
     #: the source is a task with an empty recording: record a first run (the example generator)
@@ -79,6 +82,10 @@ class Plan:
     name: str
     on_divergence: str
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def idle_timeout(self) -> float:
+        return _idle_timeout(self.run)
 
     def router(self) -> Router:
         return Router(
@@ -104,10 +111,10 @@ def prepare(options: ContinueOptions) -> Plan:
     if options.timeout is not None and options.timeout <= 0:
         raise InputError(f"--timeout {options.timeout:g}: must be a positive number of seconds")
     timeout = options.timeout or run.timeout_sec or task.agent_timeout or DEFAULT_TIMEOUT
-    recorded = (run.result or {}).get("timing", {}) or {}
-    original = recorded.get("agent_execution") or run.timeout_sec or timeout
+    if options.replay_timeout is not None and options.replay_timeout <= 0:
+        raise InputError(f"--replay-timeout {options.replay_timeout:g}: must be a positive number of seconds")
     # replay re-runs every recorded command, so it needs at most about the original's time
-    replay_timeout = max(600.0, 3 * float(original))
+    replay_timeout = options.replay_timeout or max(600.0, 3 * float(_original_agent_sec(run) or timeout))
     prompts = run.prompts or _first_user_message(run) or ([task.instruction] if task.instruction else [])
     if not prompts:
         raise InputError(f"{run.path}: no prompts.json, no recorded user message and no instruction.md to send")
@@ -148,6 +155,18 @@ def _divergence_policy(options: ContinueOptions, n_exchanges: int) -> str:
     if k is not None and not 0 <= k <= n_exchanges:
         raise InputError(f"--replay-exchanges {k}: the recording has {n_exchanges} exchanges; pass 0..{n_exchanges}")
     return policy
+
+
+def _original_agent_sec(run: RunFolder) -> float | None:
+    """How long the source's agent ran (its recorded agent time, else its budget)."""
+    timing = (run.result or {}).get("timing") or {}
+    value = timing.get("agent_execution") if isinstance(timing, dict) else None
+    return float(value) if isinstance(value, (int, float)) else run.timeout_sec
+
+
+def _idle_timeout(run: RunFolder) -> float:
+    value = run.config.get("agent_idle_timeout_sec")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else 600.0
 
 
 def _first_user_message(run: RunFolder) -> list[str]:
@@ -207,15 +226,24 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
     sandbox: LocalSandbox | None = None
     report = progress
 
+    last_activity = [time.monotonic()]  # an LLM request or an ACP update: the agent is not idle
+
     def progress(kind: str, data: dict[str, Any]) -> None:
-        if kind in ("replay", "cut", "live") and "first_request" not in clock.marks:
-            clock.mark("first_request")  # the agent is up: what came before is its boot
+        if kind in ("replay", "retry", "cut", "live"):
+            last_activity[0] = time.monotonic()
+            if "first_request" not in clock.marks:
+                clock.mark("first_request")  # the agent is up: what came before is its boot
         report(kind, data)
+
+    def on_agent_update() -> None:
+        last_activity[0] = time.monotonic()
 
     try:
         progress("phase", {"phase": "checking the agent install"})
         install = await asyncio.to_thread(openhands.ensure_installed, lambda m: progress("log", {"message": m}))
         rec.agent_version = install.version
+        if live is not None:  # LiteLLM takes seconds to import: not on the live leg's clock
+            await asyncio.to_thread(live.prepare)
         progress("phase", {"phase": "booting sandbox"})
         clock.mark("boot")
         sandbox = LocalSandbox(task, install.mounts)
@@ -245,6 +273,8 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
                     return "replay_timeout"
                 if "cut" in clock.marks and now - clock.marks["cut"] > plan.timeout:
                     return "timeout"
+                if "cut" in clock.marks and now - max(last_activity[0], clock.marks["cut"]) > plan.idle_timeout:
+                    return "idle_timeout"
 
         progress("phase", {"phase": "replaying", "total": len(router.queue)})
         clock.mark("launch")
@@ -255,6 +285,7 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
             plan.prompts,
             stderr_path=paths.agent_log,
             should_stop=should_stop,
+            on_update=on_agent_update,
         )
         clock.mark("agent_end")
         _judge(rec, plan)
@@ -290,6 +321,12 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
     return summary
 
 
+def _priced_model(body: dict[str, Any], metadata: dict[str, Any] | None) -> str | None:
+    """The provider's model name of a call, for its price."""
+    metadata = metadata or {}
+    return metadata.get("provider_model") or body.get("model")
+
+
 def _judge(rec: _Record, plan: Plan) -> None:
     """Turn how the agent stopped into result.json's error fields."""
     assert rec.outcome is not None and rec.proxy is not None
@@ -308,6 +345,9 @@ def _judge(rec: _Record, plan: Plan) -> None:
             f"agent timed out after {plan.timeout:g} s of live budget (--timeout)",
             "timeout",
         )
+    elif reason == "idle_timeout":
+        rec.error = f"agent idle for {plan.idle_timeout:g} s in the live leg (agent_idle_timeout_sec)"
+        rec.error_category = "idle_timeout"
     elif reason == "replay_timeout":
         rec.error = f"replay did not reach the cut-point within {plan.replay_timeout:g} s"
         rec.error_category = "timeout"
@@ -330,9 +370,12 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
     write_json(paths.prompts, plan.prompts)
 
     prefix = [e for e in run.exchanges if last is not None and e.index <= last]
-    recorded_usage = usage_totals(e.usage for e in prefix)
-    live_usage = usage_totals(x["response"]["body"].get("usage") or {} for x in live)
-    total_usage = {k: recorded_usage[k] + live_usage[k] for k in recorded_usage}
+    recorded_usage = totals((_priced_model(e.response_body, e.metadata), e.usage) for e in prefix)
+    live_usage = totals(
+        (_priced_model(x["response"]["body"], x["metadata"]), x["response"]["body"].get("usage")) for x in live
+    )
+    total_usage = {k: recorded_usage[k] + live_usage[k] for k in TOKEN_FIELDS}
+    costs = [c for c in (recorded_usage["cost_usd"], live_usage["cost_usd"]) if c is not None]
     # replay: from the agent's first request to the cut-point (its boot is reported apart)
     replay_sec = clock.between("first_request", "cut" if "cut" in clock.marks else "agent_end")
     live_sec = clock.between("cut", "agent_end") if plan.live_model else None
@@ -368,10 +411,13 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
         "model": plan.live_model or run.model,
         "rewards": rec.rewards,
         "n_prompts": len(plan.prompts),
+        # the whole continuous run, with the recorded prefix and this live leg apart:
+        # adding the source's figures to these would count the prefix twice
         "agent_result": {
             **total_usage,
-            "cost_usd": None,
+            "cost_usd": round(sum(costs), 6) if costs else None,
             "usage_source": "provider_response",
+            "price_source": "litellm bundled price map" if costs else None,
             "recorded_prefix": recorded_usage,
             "live": live_usage,
         },
@@ -388,6 +434,20 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
             "live": live_sec,
             "verifier": clock.between("verify", "verified"),
             "total": round(clock.marks["end"] - clock.started, 3),
+            # as if the original budget had been larger: the replay is not charged to either
+            "budget": {
+                "original_sec": run.timeout_sec,
+                "continuation_sec": plan.timeout,
+                "effective_total_sec": (run.timeout_sec or 0) + plan.timeout
+                if not plan.options.record_new
+                else plan.timeout,
+                "replay_timeout_sec": plan.replay_timeout,
+                "idle_timeout_sec": plan.idle_timeout,
+            },
+            # the agent time of the stitched run: the source's, then this live leg's
+            "stitched_agent_sec": round((_original_agent_sec(run) or 0) + (live_sec or 0), 3)
+            if not plan.options.record_new
+            else live_sec,
         },
         "continuation": continuation,
     }

@@ -4,8 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -46,18 +45,35 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> 
     )
 
 
-@pytest.fixture
-def scripted_model() -> Iterator[str]:
+def start_scripted_model(*args: str) -> tuple[subprocess.Popen[str], str]:
     """The scripted model as its own process, the way the README runs it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchflow_continue", "scripted-model", str(SCRIPT), "--latency", "0.5"],
+        [sys.executable, "-m", "benchflow_continue", "scripted-model", str(SCRIPT), *args],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None
-    deadline = time.monotonic() + 60
     url = proc.stdout.readline().strip()
-    assert url.startswith("http://127.0.0.1:") and time.monotonic() < deadline
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    assert url.startswith("http://127.0.0.1:"), url
+    return proc, url
+
+
+@pytest.fixture
+def scripted_models() -> Iterator[Callable[..., str]]:
+    """Start scripted models with the given flags; all stopped at the end of the test."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> str:
+        proc, url = start_scripted_model(*args)
+        procs.append(proc)
+        return url
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def scripted_model(scripted_models: Callable[..., str]) -> str:
+    return scripted_models("--latency", "0.5")

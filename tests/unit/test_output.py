@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from benchflow_continue.errors import OutputExists
-from benchflow_continue.output import OutputPaths, output_name, redactor, stitch, usage_totals
+from benchflow_continue.output import OutputPaths, output_name, redactor, stitch
 from benchflow_continue.runfolder import load_run_folder
 
 
@@ -25,33 +25,6 @@ def test_redactor_blanks_host_credentials(monkeypatch: pytest.MonkeyPatch) -> No
     redact = redactor(["per-run-key-123"])
     text = redact("key=AIza-very-secret-value run=per-run-key-123 other=AIza-not-a-secret-name")
     assert text == "key=***REDACTED*** run=***REDACTED*** other=AIza-not-a-secret-name"
-
-
-def test_usage_totals_across_shapes() -> None:
-    totals = usage_totals(
-        [
-            {
-                "prompt_tokens": 10,
-                "completion_tokens": 2,
-                "total_tokens": 12,
-                "prompt_tokens_details": {"cached_tokens": 4},
-            },
-            {
-                "prompt_tokens": 5,
-                "completion_tokens": 1,
-                "cache_read_input_tokens": 3,
-                "cache_creation_input_tokens": 2,
-            },
-            {},
-        ]
-    )
-    assert totals == {
-        "n_input_tokens": 15,
-        "n_output_tokens": 3,
-        "n_cache_read_tokens": 7,
-        "n_cache_creation_tokens": 2,
-        "total_tokens": 18,
-    }
 
 
 def test_output_paths_never_overwrite(tmp_path: Path) -> None:
