@@ -124,3 +124,17 @@ def test_verifier_failures_are_clear(tmp_path: Path, script: str, message: str) 
 def test_reward_json(tmp_path: Path) -> None:
     (tmp_path / "reward.json").write_text('{"reward": 0.5, "partial": 1}')
     assert read_reward(tmp_path) == {"reward": 0.5, "partial": 1.0}
+
+
+def test_host_credentials_never_enter_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "host-secret-value-123")
+
+    async def check(box: LocalSandbox) -> None:
+        out = await box.exec(["env"], env={"LLM_API_KEY": "per-run-key"})
+        assert "host-secret-value-123" not in out.stdout and "GEMINI_API_KEY" not in out.stdout
+        assert "LLM_API_KEY=per-run-key" in out.stdout
+        argv, environment = box.command(["true"], {"LLM_API_KEY": "per-run-key"})
+        assert "per-run-key" not in " ".join(argv)  # not on a command line every user can read
+        assert environment["LLM_API_KEY"] == "per-run-key" and "GEMINI_API_KEY" not in environment
+
+    in_sandbox(check)
