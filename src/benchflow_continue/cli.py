@@ -11,6 +11,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -24,7 +25,7 @@ from .errors import ContinueError, InputError
 
 __all__ = ["app", "main"]
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
 class _DefaultToRun(TyperGroup):
@@ -123,6 +124,95 @@ def _fail_input(message: str, as_json: bool = False) -> None:
     raise typer.Exit(2)
 
 
+def _options(*, diverge_on: str, **given: Any) -> Any:
+    """The parsed flags as ContinueOptions."""
+    from .session import ContinueOptions
+
+    classes = frozenset(c.strip() for c in diverge_on.split(",") if c.strip())
+    return ContinueOptions(diverge_on=classes, **given)
+
+
+# The continuation options, declared once and shared by `run` and `batch`.
+TasksDirOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--tasks-dir",
+        metavar="DIR",
+        help="Folder holding the task as DIR/<task name>. [default: the recorded task_path]",
+    ),
+]
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model", metavar="MODEL", help="Live-continuation model (LiteLLM name). [default: the original run's model]"
+    ),
+]
+TimeoutOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--timeout",
+        metavar="SEC",
+        help="Wall-clock budget of the live continuation; replay does not count. [default: the original run's timeout]",
+    ),
+]
+RequireTimeoutOpt = Annotated[
+    bool, typer.Option("--require-timeout", help="Refuse runs whose recorded status is not a timeout.")
+]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict-divergence", help="Abort when the replay leaves the recorded rails (default: warn).")
+]
+ReplayOnlyOpt = Annotated[
+    bool,
+    typer.Option("--replay-only", help="Rebuild by replay, stop at the cut-point and verify; needs no model or key."),
+]
+SandboxOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--sandbox", metavar="BACKEND", help="Sandbox backend: local (bubblewrap). [default: the recorded environment]"
+    ),
+]
+OnDivergenceOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--on-divergence",
+        metavar="POLICY",
+        help="What a divergence does: warn (serve the recorded answer anyway), abort, or live (hand that request to the live model). [default: warn; abort with --strict-divergence]",
+    ),
+]
+DivergeOnOpt = Annotated[
+    str,
+    typer.Option(
+        "--diverge-on",
+        metavar="CLASSES",
+        help="Comma-separated request classes that count as a divergence: structural, prompt-drift, observation-drift, volatile.",
+    ),
+]
+ServeFailuresOpt = Annotated[
+    bool,
+    typer.Option(
+        "--serve-failures",
+        help="Serve recorded failed calls as recorded (default: skip them, so the agent spends no retry wait).",
+    ),
+]
+ReplayExchangesOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--replay-exchanges",
+        metavar="K",
+        help="Replay only the first K recorded exchanges, then go live (a branch from the middle of a run).",
+    ),
+]
+ReplayTimeoutOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--replay-timeout",
+        metavar="SEC",
+        help="Guard on the replay phase, apart from --timeout. [default: 3x the original run's agent time, at least 600]",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the outcome as JSON on stdout.")]
+
+
 @app.command("run", help="Continue one timed-out run folder (the default command).")
 def run_command(
     run_dir: Annotated[
@@ -133,30 +223,9 @@ def run_command(
             help="The timed-out rollout folder (holds config.json and trajectory/).",
         ),
     ],
-    tasks_dir: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--tasks-dir",
-            metavar="DIR",
-            help="Folder holding the task as DIR/<task name>. [default: the recorded task_path]",
-        ),
-    ] = None,
-    model: Annotated[
-        Optional[str],
-        typer.Option(
-            "--model",
-            metavar="MODEL",
-            help="Live-continuation model (LiteLLM name). [default: the original run's model]",
-        ),
-    ] = None,
-    timeout: Annotated[
-        Optional[float],
-        typer.Option(
-            "--timeout",
-            metavar="SEC",
-            help="Wall-clock budget of the live continuation; replay does not count. [default: the original run's timeout]",
-        ),
-    ] = None,
+    tasks_dir: TasksDirOpt = None,
+    model: ModelOpt = None,
+    timeout: TimeoutOpt = None,
     output: Annotated[
         Optional[Path],
         typer.Option(
@@ -165,86 +234,20 @@ def run_command(
             help="Jobs folder for the new run folder. [default: <parent of RUN_DIR>/continued]",
         ),
     ] = None,
-    require_timeout: Annotated[
-        bool, typer.Option("--require-timeout", help="Refuse runs whose recorded status is not a timeout.")
-    ] = False,
-    strict_divergence: Annotated[
-        bool,
-        typer.Option("--strict-divergence", help="Abort when the replay leaves the recorded rails (default: warn)."),
-    ] = False,
-    replay_only: Annotated[
-        bool,
-        typer.Option(
-            "--replay-only", help="Rebuild by replay, stop at the cut-point and verify; needs no model or key."
-        ),
-    ] = False,
-    sandbox: Annotated[
-        Optional[str],
-        typer.Option(
-            "--sandbox",
-            metavar="BACKEND",
-            help="Sandbox backend: local (bubblewrap). [default: the recorded environment]",
-        ),
-    ] = None,
-    on_divergence: Annotated[
-        Optional[str],
-        typer.Option(
-            "--on-divergence",
-            metavar="POLICY",
-            help="What a divergence does: warn (serve the recorded answer anyway), abort, or live (hand that request to the live model). [default: warn; abort with --strict-divergence]",
-        ),
-    ] = None,
-    diverge_on: Annotated[
-        str,
-        typer.Option(
-            "--diverge-on",
-            metavar="CLASSES",
-            help="Comma-separated request classes that count as a divergence: structural, prompt-drift, observation-drift, volatile.",
-        ),
-    ] = "structural",
-    serve_failures: Annotated[
-        bool,
-        typer.Option(
-            "--serve-failures",
-            help="Serve recorded failed calls as recorded (default: skip them, so the agent spends no retry wait).",
-        ),
-    ] = False,
-    replay_exchanges: Annotated[
-        Optional[int],
-        typer.Option(
-            "--replay-exchanges",
-            metavar="K",
-            help="Replay only the first K recorded exchanges, then go live (a branch from the middle of a run).",
-        ),
-    ] = None,
-    replay_timeout: Annotated[
-        Optional[float],
-        typer.Option(
-            "--replay-timeout",
-            metavar="SEC",
-            help="Guard on the replay phase, apart from --timeout. [default: 3x the original run's agent time, at least 600]",
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON on stdout.")] = False,
+    require_timeout: RequireTimeoutOpt = False,
+    strict_divergence: StrictOpt = False,
+    replay_only: ReplayOnlyOpt = False,
+    sandbox: SandboxOpt = None,
+    on_divergence: OnDivergenceOpt = None,
+    diverge_on: DivergeOnOpt = "structural",
+    serve_failures: ServeFailuresOpt = False,
+    replay_exchanges: ReplayExchangesOpt = None,
+    replay_timeout: ReplayTimeoutOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    from .session import ContinueOptions, execute, prepare
+    options = _options(**{k: v for k, v in locals().items() if k != "as_json"})  # first: locals() are the flags
+    from .session import execute, prepare
 
-    options = ContinueOptions(
-        run_dir=run_dir,
-        tasks_dir=tasks_dir,
-        model=model,
-        timeout=timeout,
-        output=output,
-        require_timeout=require_timeout,
-        strict_divergence=strict_divergence,
-        replay_only=replay_only,
-        sandbox=sandbox,
-        on_divergence=on_divergence,
-        diverge_on=frozenset(c.strip() for c in diverge_on.split(",") if c.strip()),
-        serve_failures=serve_failures,
-        replay_exchanges=replay_exchanges,
-        replay_timeout=replay_timeout,
-    )
     try:
         plan = prepare(options)
     except InputError as exc:
@@ -336,6 +339,214 @@ def scripted_model_command(
             await server.stop()
 
     _run_async(serve(), "scripted model stopped")
+
+
+class _BatchDisplay:
+    """A live table of the runs in flight on a terminal; one plain line per event otherwise."""
+
+    def __init__(self, plain: bool) -> None:
+        self.plain = plain or not err.is_terminal
+        self.phases: dict[str, str] = {}
+        self.totals: dict[str, int] = {}
+        self.finished = 0
+        self.started = time.monotonic()
+        self.live: Any = None
+        if not self.plain:
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=err, refresh_per_second=4, transient=True)
+            self.live.start()
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        elapsed = time.monotonic() - self.started
+        title = f"{self.finished} finished · {len(self.phases)} running · {elapsed:.0f} s"
+        table = Table(title=title, title_justify="left")
+        table.add_column("run")
+        table.add_column("phase")
+        for run, phase in self.phases.items():
+            table.add_row(run, phase)
+        return table
+
+    def __call__(self, run: str, kind: str, data: dict[str, Any]) -> None:
+        phase = None
+        if kind == "phase":
+            self.totals[run] = data.get("total", self.totals.get(run, 0))
+            phase = data["phase"]
+        elif kind in ("replay", "retry"):
+            phase = f"replaying {data['served']}/{self.totals.get(run, '?')}"
+        elif kind == "cut" and "digest" in data:
+            phase = f"cut-point after {data['served']}"
+        elif kind == "live":
+            phase = f"live turn {data['n']}"
+        elif kind == "finished":
+            self.phases.pop(run, None)
+            self.finished += 1
+            line = f"{run}: {data['state']}" + (f" ({data['reason']})" if data["reason"] else "")
+            (self.live.console if self.live is not None else err).print(line, soft_wrap=True)
+        if phase is not None:
+            self.phases[run] = phase
+            if self.plain and kind not in ("replay", "retry", "live"):
+                err.print(f"{run}: {phase}")
+        if self.live is not None:
+            self.live.update(self._table())
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+@app.command("batch", help="Continue every timed-out OpenHands run under a jobs folder; safe to run again.")
+def batch_command(
+    jobs_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="JOBS_DIR", show_default=False, help="A jobs folder: rollout folders up to three levels down."
+        ),
+    ],
+    tasks_dir: TasksDirOpt = None,
+    model: ModelOpt = None,
+    timeout: TimeoutOpt = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output",
+            metavar="DIR",
+            help="Folder for the new run folders and summary.json. [default: JOBS_DIR/continued]",
+        ),
+    ] = None,
+    strict_divergence: StrictOpt = False,
+    replay_only: ReplayOnlyOpt = False,
+    sandbox: SandboxOpt = None,
+    on_divergence: OnDivergenceOpt = None,
+    diverge_on: DivergeOnOpt = "structural",
+    serve_failures: ServeFailuresOpt = False,
+    replay_exchanges: ReplayExchangesOpt = None,
+    replay_timeout: ReplayTimeoutOpt = None,
+    concurrency: Annotated[
+        Optional[int],
+        typer.Option("--concurrency", metavar="N", help="Continuations at once. [default: what this machine can hold]"),
+    ] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", metavar="N", help="Continue at most N runs this time.")
+    ] = None,
+    filter_: Annotated[
+        Optional[str],
+        typer.Option("--filter", metavar="PATTERN", help="Only tasks whose name matches this glob, e.g. 'swe-*'."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    flags = {k: v for k, v in locals().items() if k not in ("jobs_dir", "concurrency", "limit", "filter_", "as_json")}
+    from .batch import default_concurrency, discover, run_batch, summarize
+
+    # discovery selects timed-out runs; --require-timeout keeps prepare() from doubting them
+    template = _options(run_dir=jobs_dir, require_timeout=True, **flags)
+    n = concurrency or default_concurrency()
+    if n < 1 or (limit is not None and limit < 0):
+        _fail_input("--concurrency must be at least 1 and --limit at least 0", as_json)
+    try:
+        candidates = discover(jobs_dir, output, filter_, replay_only)
+    except InputError as exc:
+        _fail_input(str(exc), as_json)
+        return
+    todo = sum(c.state == "todo" for c in candidates)
+    done = sum(c.state == "done" for c in candidates)
+    skipped = sum(c.state == "skip" for c in candidates)
+    err.print(
+        f"{len(candidates)} rollouts under {jobs_dir}: {todo} to continue, {done} already continued, "
+        f"{skipped} skipped; {max(1, min(n, todo))} at a time"
+    )
+    display = _BatchDisplay(plain=as_json)
+    started = time.monotonic()
+    try:
+        _run_async(
+            run_batch(candidates, template, jobs_dir, concurrency=n, limit=limit, on_event=display),
+            "interrupted: stopped every run in flight; their folders were not written. Run the same command to resume.",
+        )
+    finally:
+        display.close()
+    summary = summarize(candidates, output or jobs_dir / "continued", time.monotonic() - started)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    _print_summary(summary)
+    raise typer.Exit(1 if summary["failed"] else 0)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="benchflow-continue batch", title_justify="left")
+    for column in ("run", "state", "replayed", "live", "divergences", "reward", "time"):
+        table.add_column(column)
+    for row in summary["rows"]:
+        if row["state"] == "skip":
+            continue
+        reward = f"{row['reward_before']} -> {row['reward_after']}"
+        seconds = f"{row['sec']:.0f} s" if row["sec"] is not None else ""
+        cells = (row["run"], row["state"], str(row["replayed"] or 0), str(row["live"] or 0), str(row["divergences"]))
+        table.add_row(*cells, reward, seconds)
+    err.print(table)
+    err.print(
+        f"{summary['continued_now']} continued now, {summary['already_done']} already done, {summary['failed']} failed, "
+        f"{summary['skipped']} skipped; {summary['timed_out_now_passing']} timed-out runs now pass; "
+        f"{summary['live_tokens']} tokens spent live, {summary['tokens_served_from_recordings']} served from recordings"
+    )
+
+
+@app.command(
+    "inspect", help="Show a run folder: task, status, exchanges, tokens, last actions, whether it can be continued."
+)
+def inspect_command(
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN_DIR", show_default=False, help="A rollout folder, timed out or continued.")
+    ],
+    tasks_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--tasks-dir", metavar="DIR", help="Where to look for the task. [default: the recorded task_path]"
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print it as JSON on stdout.")] = False,
+) -> None:
+    from .overview import describe
+
+    try:
+        info = describe(run_dir, tasks_dir)
+    except InputError as exc:
+        _fail_input(str(exc), as_json)
+        return
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    status = info["error_category"] or ("completed" if info["rewards"] is not None else "unknown (no result.json)")
+    out.print(
+        f"[bold]{info['run']}[/]  task {info['task']} · {info['agent']} · model {info['model']} · {info['environment']}"
+    )
+    out.print(f"status: {status}; rewards {info['rewards']}" + (f"; error: {info['error']}" if info["error"] else ""))
+    failed = (
+        f" ({len(info['failed_exchanges'])} failed: {info['failed_exchanges']})" if info["failed_exchanges"] else ""
+    )
+    out.print(
+        f"exchanges: {info['exchanges']}{failed}; tokens: {info['tokens']['n_input_tokens']} in, "
+        f"{info['tokens']['n_output_tokens']} out; agent time {info['agent_sec']} s of a {info['timeout_sec']} s budget"
+    )
+    if info["last_actions"]:
+        out.print("last actions:")
+        for action in info["last_actions"]:
+            out.print(f"  - {action}")
+    for i, link in enumerate(info["continuation_chain"], 1):
+        out.print(
+            f"continued from ({i}): {link['rollout']} at exchange {link['cut_point']} "
+            f"(live model {link['live_model']}; trajectory sha256 {link['trajectory_sha256'][:12]}…)"
+        )
+    if info["match_counts"]:
+        out.print(
+            f"replay: {', '.join(f'{n} {k}' for k, n in info['match_counts'].items())}; cut-point at exchange {info['cut_point']}"
+        )
+    verdict = "[green]can be continued[/]" if info["continuable"] else "[red]cannot be continued[/]"
+    out.print(verdict + (": " + "; ".join(info["notes"]) if info["notes"] else ""))
 
 
 @app.command("install-agent", help="Install OpenHands into the cached agent environment (done on first use anyway).")

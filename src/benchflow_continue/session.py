@@ -19,7 +19,8 @@ from typing import Any
 
 from . import __version__
 from .accounting import TOKEN_FIELDS, totals
-from .agents import openhands
+from .agents.base import Agent, AgentOutcome
+from .agents.openhands import OpenHands, agent_env
 from .errors import ContinueError, InputError, ReplayDiverged, UpstreamError
 from .live import LiveModel
 from .matching import CLASSES
@@ -202,7 +203,7 @@ class _Record:
     clock: _Clock = field(default_factory=_Clock)
     started_at: datetime = field(default_factory=datetime.now)
     proxy: ReplayProxy | None = None
-    outcome: openhands.AgentOutcome | None = None
+    outcome: AgentOutcome | None = None
     agent_version: str | None = None
     digest_cut: str | None = None
     digest_end: str | None = None
@@ -215,8 +216,11 @@ class _Record:
         self.error, self.error_category = str(error), error.category
 
 
-async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> dict[str, Any]:
+async def execute(
+    plan: Plan, progress: Progress = lambda kind, data: None, agent: Agent | None = None
+) -> dict[str, Any]:
     """Run the continuation and write its folder; returns the summary written to result.json."""
+    agent = agent or OpenHands()
     run, task = plan.run, plan.task
     paths = OutputPaths.create(plan.jobs_dir, plan.name)
     key = "bfc-" + secrets.token_urlsafe(24)
@@ -240,13 +244,13 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
 
     try:
         progress("phase", {"phase": "checking the agent install"})
-        install = await asyncio.to_thread(openhands.ensure_installed, lambda m: progress("log", {"message": m}))
-        rec.agent_version = install.version
+        setup = await asyncio.to_thread(agent.install, lambda m: progress("log", {"message": m}))
+        rec.agent_version = setup.version
         if live is not None:  # LiteLLM takes seconds to import: not on the live leg's clock
             await asyncio.to_thread(live.prepare)
         progress("phase", {"phase": "booting sandbox"})
         clock.mark("boot")
-        sandbox = LocalSandbox(task, install.mounts)
+        sandbox = LocalSandbox(task, setup.mounts)
         await sandbox.start()
         clock.mark("booted")
 
@@ -278,12 +282,11 @@ async def execute(plan: Plan, progress: Progress = lambda kind, data: None) -> d
 
         progress("phase", {"phase": "replaying", "total": len(router.queue)})
         clock.mark("launch")
-        rec.outcome = await openhands.run_openhands(
+        rec.outcome = await agent.run(
             sandbox,
-            install,
-            openhands.agent_env(url, key, run.agent_model_alias),
+            agent_env(url, key, run.agent_model_alias),
             plan.prompts,
-            stderr_path=paths.agent_log,
+            log_path=paths.agent_log,
             should_stop=should_stop,
             on_update=on_agent_update,
         )

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ from acp.stdio import spawn_agent_process
 from .. import __version__
 from ..errors import AgentError
 from ..sandbox.base import Mount, Sandbox
+from .base import AgentOutcome, AgentSetup
 
-__all__ = ["AgentInstall", "AgentOutcome", "DEFAULT_PINS", "ensure_installed", "find_python", "run_openhands"]
+__all__ = ["DEFAULT_PINS", "AgentInstall", "OpenHands", "ensure_installed", "find_python", "run_openhands"]
 
 #: the OpenHands CLI release benchflow's recordings were made with (it pins openhands-sdk 1.21.0)
 DEFAULT_PINS = ("openhands==1.16.0",)
@@ -147,16 +148,6 @@ def ensure_installed(log: Callable[[str], None] = lambda _: None) -> AgentInstal
         version = probe.stdout.strip()
         marker.write_text(json.dumps({"pins": list(wanted), "version": version, "python": python}))
         return AgentInstall(root, wanted, version)
-
-
-@dataclass
-class AgentOutcome:
-    """How the agent's run ended; a failure is data here, not an exception."""
-
-    stop_reason: str  # "end_turn" | "cancelled" | "stopped" | "timeout" | "crashed" | ...
-    prompts_done: int = 0
-    error: str | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Client:
@@ -273,3 +264,31 @@ def _describe(exc: BaseException | None) -> str:
     text = str(exc) or type(exc).__name__
     data = getattr(exc, "data", None)
     return f"{text}: {data}" if data else text
+
+
+class OpenHands:
+    """The OpenHands CLI as an :class:`~benchflow_continue.agents.base.Agent`."""
+
+    name = "openhands"
+
+    def __init__(self) -> None:
+        self._install: AgentInstall | None = None
+
+    def install(self, log: Callable[[str], None]) -> AgentSetup:
+        self._install = ensure_installed(log)
+        return AgentSetup(version=self._install.version, mounts=self._install.mounts)
+
+    async def run(
+        self,
+        sandbox: Sandbox,
+        env: dict[str, str],
+        prompts: list[str],
+        *,
+        log_path: Path,
+        should_stop: Callable[[], Awaitable[str]],
+        on_update: Callable[[], None],
+    ) -> AgentOutcome:
+        assert self._install is not None, "install() first"
+        return await run_openhands(
+            sandbox, self._install, env, prompts, stderr_path=log_path, should_stop=should_stop, on_update=on_update
+        )
