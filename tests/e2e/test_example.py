@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,3 +172,20 @@ def test_branch_from_the_middle_with_replay_exchanges(tmp_path: Path, scripted_m
     stitched = (out / "trajectory" / "llm_trajectory.jsonl").read_bytes().splitlines()
     assert stitched[0] == (RUN / "trajectory" / "llm_trajectory.jsonl").read_bytes().splitlines()[0]
     assert len(stitched) == 1 + result["continuation"]["live_exchanges"]
+
+
+def test_batch_over_real_runs_then_nothing_to_do(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    for name in ("inventory-report__a", "inventory-report__b", "inventory-report__c"):
+        shutil.copytree(RUN, jobs / "job" / name)
+    first = cli("batch", str(jobs), "--tasks-dir", str(TASKS), "--replay-only", "--concurrency", "2")
+    assert first.returncode == 0, first.stderr
+    assert "3 rollouts under" in first.stderr and "3 to continue" in first.stderr
+    assert "3 continued now, 0 already done, 0 failed" in first.stderr
+    for name in ("inventory-report__a", "inventory-report__b", "inventory-report__c"):
+        result = json.loads((jobs / "continued" / f"{name}__replayed" / "result.json").read_text())
+        assert result["continuation"]["workspace_digest_at_cut"] == recorded_end_digest()
+    second = cli("batch", str(jobs), "--tasks-dir", str(TASKS), "--replay-only", "--json")
+    assert second.returncode == 0
+    summary = json.loads(second.stdout)
+    assert summary["already_done"] == 3 and summary["continued_now"] == 0
