@@ -1,0 +1,53 @@
+"""Discovery time of `batch` on a big jobs folder: N rollouts, each with a sparse trajectory of
+SIZE MB (sparse: the disk holds almost nothing), a fifth of them timed out.
+
+    .venv/bin/python bench/discovery.py [--rollouts 10000] [--size-mb 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from benchflow_continue.batch import discover
+
+
+def build(root: Path, n: int, size_mb: int) -> None:
+    config = json.dumps({"agent": "openhands", "task_path": "t", "model": "m", "timeout_sec": 900})
+    for i in range(n):
+        run = root / f"job-{i % 20}" / f"task-{i % 50}__{i:06d}"
+        (run / "trajectory").mkdir(parents=True)
+        (run / "config.json").write_text(config)
+        category = "timeout" if i % 5 == 0 else None
+        (run / "result.json").write_text(json.dumps({"task_name": f"task-{i % 50}", "error_category": category, "rewards": {"reward": 0.0}}))
+        with open(run / "trajectory" / "llm_trajectory.jsonl", "wb") as f:
+            f.truncate(size_mb * 1024 * 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rollouts", type=int, default=10_000)
+    parser.add_argument("--size-mb", type=int, default=5)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bfc-discovery-"))
+    try:
+        started = time.perf_counter()
+        build(root, args.rollouts, args.size_mb)
+        print(f"built {args.rollouts} rollouts ({args.rollouts * args.size_mb / 1024:.0f} GB apparent) in {time.perf_counter() - started:.1f} s")
+        os.sync()
+        started = time.perf_counter()
+        found = discover(root)
+        elapsed = time.perf_counter() - started
+        todo = sum(c.state == "todo" for c in found)
+        print(f"discovery: {len(found)} rollouts, {todo} to continue, in {elapsed:.2f} s")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
