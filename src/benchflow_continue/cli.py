@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -25,7 +26,8 @@ from .errors import ContinueError, InputError
 
 __all__ = ["app", "main"]
 
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+# no markup: messages carry the user's text (paths, recorded values), which may hold [brackets]
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, width=None if sys.stderr.isatty() else 160)
 
 
 class _DefaultToRun(TyperGroup):
@@ -101,7 +103,7 @@ class _Reporter:
             if kind == "retry":
                 self.line(f"  exchange {data['index']}: agent retried; served the same answer again")
         elif kind == "divergence":
-            self.line(f"  [yellow]{data['class']}[/] at exchange {data['exchange']}: {data['detail']}")
+            self.line(f"  {data['class']} at exchange {data['exchange']}: {data['detail']}")
         elif kind == "cut":
             if "digest" in data:
                 self.line(f"- cut-point after {data['served']} replayed answers; workspace {data['digest']}")
@@ -118,7 +120,7 @@ class _Reporter:
 
 
 def _fail_input(message: str, as_json: bool = False) -> None:
-    err.print(f"[red]error:[/] {message}", soft_wrap=True)
+    err.print(f"error: {message}", style="red")
     if as_json:
         typer.echo(json.dumps({"error": message, "error_category": "bad_input", "exit_code": 2}))
     raise typer.Exit(2)
@@ -253,9 +255,13 @@ def run_command(
     except InputError as exc:
         _fail_input(str(exc), as_json)
         return
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError, OSError) as exc:
+        # input of a shape no check foresaw: still a one-line answer, and nothing was touched
+        _fail_input(f"{run_dir}: cannot read this run ({type(exc).__name__}: {str(exc)[:200]})", as_json)
+        return
     reporter = _Reporter(quiet=False)
     for warning in plan.warnings:
-        reporter.line(f"[yellow]warning:[/] {warning}")
+        reporter.line(f"warning: {warning}")
     reporter.line(
         f"continuing {plan.run.path.name} (task {plan.task.name}, {len(plan.run.exchanges)} recorded exchanges) "
         f"on {plan.backend}; live model: {plan.live_model or 'none (--replay-only)'}"
@@ -293,7 +299,7 @@ def run_command(
         err.print(f"  exchange {divergence['exchange']} {divergence['class']}: {divergence['detail']}")
     for problem in ("error", "verifier_error"):
         if summary[problem]:
-            err.print(f"[red]{problem.replace('_', ' ')}:[/] {summary[problem]}", soft_wrap=True)
+            err.print(f"{problem.replace('_', ' ')}: {summary[problem]}", style="red")
     err.print(f"wrote {summary['output']}")
     raise typer.Exit(0 if ok and verified else 1)
 
@@ -519,10 +525,10 @@ def inspect_command(
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    out = Console(highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True, markup=False)
     status = info["error_category"] or ("completed" if info["rewards"] is not None else "unknown (no result.json)")
     out.print(
-        f"[bold]{info['run']}[/]  task {info['task']} · {info['agent']} · model {info['model']} · {info['environment']}"
+        f"{info['run']}  task {info['task']} · {info['agent']} · model {info['model']} · {info['environment']}"
     )
     out.print(f"status: {status}; rewards {info['rewards']}" + (f"; error: {info['error']}" if info["error"] else ""))
     failed = (
@@ -545,7 +551,7 @@ def inspect_command(
         out.print(
             f"replay: {', '.join(f'{n} {k}' for k, n in info['match_counts'].items())}; cut-point at exchange {info['cut_point']}"
         )
-    verdict = "[green]can be continued[/]" if info["continuable"] else "[red]cannot be continued[/]"
+    verdict = "can be continued" if info["continuable"] else "cannot be continued"
     out.print(verdict + (": " + "; ".join(info["notes"]) if info["notes"] else ""))
 
 
@@ -556,7 +562,7 @@ def install_agent_command() -> None:
     try:
         install = ensure_installed(lambda message: err.print(message))
     except ContinueError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"error: {exc}", style="red")
         raise typer.Exit(1) from None
     typer.echo(f"OpenHands {install.version} ready in {install.root}")
 
@@ -584,5 +590,14 @@ def main() -> None:
     try:
         app()
     except ContinueError as exc:  # a last line of defence: never a traceback for our own errors
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"error: {exc}", style="red")
         sys.exit(2 if isinstance(exc, InputError) else 1)
+    except Exception as exc:
+        if os.environ.get("BFC_DEBUG") == "1":
+            raise
+        err.print(
+            f"internal error: {type(exc).__name__}: {str(exc)[:300]} (a bug in benchflow-continue; "
+            "BFC_DEBUG=1 shows the traceback)",
+            style="red",
+        )
+        sys.exit(1)

@@ -86,10 +86,13 @@ def _text(content: Any) -> str:
 def _calls(message: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(id, name, canonical arguments) for each tool call."""
     out = []
-    for call in message.get("tool_calls") or []:
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        return [("", "<malformed tool_calls>", json.dumps(calls, sort_keys=True, default=str))]
+    for call in calls:
         if not isinstance(call, dict):
             continue
-        function = call.get("function") or {}
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
         arguments = function.get("arguments", "")
         with contextlib.suppress(json.JSONDecodeError):  # not JSON: compared as the string it is
             parsed = json.loads(arguments) if isinstance(arguments, str) else arguments

@@ -24,12 +24,13 @@ def last_actions(run: RunFolder, n: int = 5) -> list[str]:
     actions: list[str] = []
     for exchange in run.exchanges:
         for choice in exchange.response_body.get("choices") or []:
-            message = choice.get("message") or {}
-            for call in message.get("tool_calls") or []:
-                function = call.get("function") or {}
+            message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+            calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []
+            for call in (c for c in calls if isinstance(c, dict)):
+                function = call.get("function") if isinstance(call.get("function"), dict) else {}
                 try:
                     args = json.loads(function.get("arguments") or "{}")
-                except json.JSONDecodeError:
+                except (TypeError, ValueError, RecursionError):
                     args = {}
                 if not isinstance(args, dict):
                     args = {}

@@ -110,6 +110,16 @@ class ReplayProxy:
         return web.json_response({"object": "list", "data": [{"id": alias, "object": "model"}]})
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._complete(request)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a recording too odd to serve: tell the agent and the user, never crash
+            message = f"benchflow-continue could not answer: {type(exc).__name__}: {exc}"[:500]
+            self.on_event("proxy_error", {"message": message})
+            return _error(500, message)
+
+    async def _complete(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
             return _error(401, "missing or wrong API key for this run", "authentication_error")
         if self.closed or self.stop_requested.is_set():

@@ -120,7 +120,7 @@ def sse_events(completion: dict[str, Any]) -> Iterator[bytes]:
     base = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint") if k in completion}
     for choice in completion.get("choices") or []:
         index = choice.get("index", 0)
-        message = choice.get("message") or {}
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
         first: dict[str, Any] = {"role": message.get("role", "assistant")}
         for key in ("reasoning_content", "reasoning", "thinking_blocks"):
             if message.get(key):
@@ -129,8 +129,9 @@ def sse_events(completion: dict[str, Any]) -> Iterator[bytes]:
         if message.get("content"):
             delta = {"content": message["content"]}
             yield _event(_chunk(base, [{"index": index, "delta": delta, "finish_reason": None}]))
-        for position, call in enumerate(message.get("tool_calls") or []):
-            function = call.get("function") or {}
+        calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []
+        for position, call in enumerate(c for c in calls if isinstance(c, dict)):
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
             delta = {
                 "tool_calls": [
                     {

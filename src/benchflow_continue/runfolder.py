@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,13 @@ class Exchange:
     @property
     def ok(self) -> bool:
         """A usable answer: status 200 and at least one choice."""
-        return self.status == 200 and bool(self.response_body.get("choices"))
+        choices = self.response_body.get("choices")
+        return (
+            self.status == 200
+            and isinstance(choices, list)
+            and bool(choices)
+            and all(isinstance(c, dict) for c in choices)
+        )
 
     @property
     def usage(self) -> dict[str, Any]:
@@ -137,12 +144,16 @@ def _read_json_object(path: Path, required: bool) -> dict[str, Any] | None:
         if required:
             raise RunFolderError(path, "missing; a benchflow rollout folder has config.json")
         return None
+    if path.is_dir():
+        raise RunFolderError(path, "is a folder; expected a JSON file")
     try:
         data = json.loads(path.read_bytes())
     except UnicodeDecodeError:
         raise RunFolderError(path, "not UTF-8 text; expected a JSON object") from None
     except json.JSONDecodeError as exc:
         raise RunFolderError(path, f"not valid JSON ({exc.msg} at column {exc.colno})", exc.lineno) from None
+    except (ValueError, RecursionError) as exc:  # a number too long to convert, nesting too deep
+        raise RunFolderError(path, f"not usable JSON ({_reason(exc)})") from None
     if not isinstance(data, dict):
         raise RunFolderError(path, f"expected a JSON object, found {type(data).__name__}")
     return data
@@ -153,13 +164,66 @@ def _read_prompts(path: Path) -> list[str] | None:
         return None
     try:
         data = json.loads(path.read_bytes())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunFolderError(path, f"not valid JSON ({exc}); expected a list of prompt strings") from None
+    except (ValueError, RecursionError) as exc:
+        raise RunFolderError(path, f"not valid JSON ({_reason(exc)}); expected a list of prompt strings") from None
     if isinstance(data, dict) and "prompts" in data:
         data = data["prompts"]
     if not isinstance(data, list) or not all(isinstance(p, str) for p in data):
         raise RunFolderError(path, 'expected a list of strings or {"prompts": [...]}')
     return data
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(";")[0][:120]
+
+
+#: config.json fields this tool reads, and the JSON types they must have
+CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "agent": (str,),
+    "task_path": (str,),
+    "model": (str,),
+    "environment": (str,),
+    "timeout_sec": (int, float),
+    "agent_idle_timeout_sec": (int, float),
+    "agent_env": (dict,),
+    "source": (dict,),
+}
+RESULT_TYPES: dict[str, tuple[type, ...]] = {
+    "task_name": (str,),
+    "model": (str,),
+    "rewards": (dict,),
+    "error_category": (str,),
+    "timing": (dict,),
+    "agent_result": (dict,),
+    "continuation": (dict,),
+}
+_JSON_NAMES = {str: "a string", int: "a number", float: "a number", dict: "an object", list: "a list"}
+
+
+def _check_types(path: Path, data: dict[str, Any], types: dict[str, tuple[type, ...]]) -> None:
+    for key, allowed in types.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, allowed) or isinstance(value, bool):
+            raise RunFolderError(
+                path, f"'{key}' must be {_JSON_NAMES[allowed[0]]} or null, found {json.dumps(value)[:60]}"
+            )
+        if isinstance(value, float) and value != value:
+            raise RunFolderError(path, f"'{key}' is NaN")
+    timing = data.get("timing") or {}
+    for key, value in timing.items():
+        if (
+            value is not None
+            and not isinstance(value, dict)
+            and (not isinstance(value, (int, float)) or isinstance(value, bool))
+        ):
+            raise RunFolderError(path, f"timing.{key} must be a number of seconds, found {json.dumps(value)[:60]}")
+    chain = (data.get("source") or {}).get("continuation_chain")
+    if chain is not None and not (isinstance(chain, list) and all(isinstance(x, dict) for x in chain)):
+        raise RunFolderError(path, "source.continuation_chain must be a list of objects")
 
 
 def _check_exchange(path: Path, line: int, obj: dict[str, Any]) -> None:
@@ -201,7 +265,9 @@ def parse_trajectory(path: Path, data: bytes) -> tuple[list[Exchange], list[str]
             ) from None
         try:
             obj = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (RecursionError, ValueError) as exc:
+            if not isinstance(exc, json.JSONDecodeError):
+                raise RunFolderError(path, f"not usable JSON ({_reason(exc)})", lineno) from None
             if i == last_content and not data.endswith(b"\n"):
                 raise RunFolderError(
                     path,
@@ -253,7 +319,7 @@ def _exchange(index: int, line: int, raw: bytes, obj: dict[str, Any]) -> Exchang
 
 def load_run_folder(path: Path, *, allow_empty: bool = False) -> RunFolder:
     """Load a rollout folder; raise :class:`RunFolderError` for anything malformed."""
-    path = Path(path)
+    path = Path(os.path.abspath(path))  # "." and ".." resolved: the folder's own name is used
     if not path.exists():
         raise RunFolderError(path, "no such folder")
     if not path.is_dir():
@@ -262,9 +328,14 @@ def load_run_folder(path: Path, *, allow_empty: bool = False) -> RunFolder:
     assert config is not None
     if not config.get("agent"):
         raise RunFolderError(path / "config.json", "no 'agent' field; expected the agent name, e.g. \"openhands\"")
+    _check_types(path / "config.json", config, CONFIG_TYPES)
     result = _read_json_object(path / "result.json", required=False)
+    if result is not None:
+        _check_types(path / "result.json", result, RESULT_TYPES)
     prompts = _read_prompts(path / "prompts.json")
     trajectory = path / TRAJECTORY
+    if trajectory.is_dir():
+        raise RunFolderError(trajectory, "is a folder; expected the JSONL file of recorded exchanges")
     if not trajectory.is_file():
         raise RunFolderError(trajectory, "missing; the recorded LLM exchanges are what replay serves")
     data = trajectory.read_bytes()

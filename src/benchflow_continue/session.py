@@ -109,17 +109,23 @@ def prepare(options: ContinueOptions) -> Plan:
     live_model = None if options.replay_only else (options.model or run.model)
     if not options.replay_only and not live_model:
         raise InputError(f"{run.path / 'config.json'}: no model recorded; pass --model for the live continuation")
-    if options.timeout is not None and options.timeout <= 0:
-        raise InputError(f"--timeout {options.timeout:g}: must be a positive number of seconds")
+    for flag, value in (("--timeout", options.timeout), ("--replay-timeout", options.replay_timeout)):
+        if value is not None and not (0 < value < float("inf")):
+            raise InputError(f"{flag} {value:g}: must be a positive, finite number of seconds")
     timeout = options.timeout or run.timeout_sec or task.agent_timeout or DEFAULT_TIMEOUT
-    if options.replay_timeout is not None and options.replay_timeout <= 0:
-        raise InputError(f"--replay-timeout {options.replay_timeout:g}: must be a positive number of seconds")
     # replay re-runs every recorded command, so it needs at most about the original's time
     replay_timeout = options.replay_timeout or max(600.0, 3 * float(_original_agent_sec(run) or timeout))
     prompts = run.prompts or _first_user_message(run) or ([task.instruction] if task.instruction else [])
     if not prompts:
         raise InputError(f"{run.path}: no prompts.json, no recorded user message and no instruction.md to send")
     on_divergence = _divergence_policy(options, len(run.exchanges))
+    if run.exchanges and not options.serve_failures and not any(e.ok for e in run.exchanges):
+        raise InputError(
+            f"{run.path / 'trajectory/llm_trajectory.jsonl'}: every recorded call failed; there is no answer to replay "
+            "(--serve-failures serves the failures as recorded)"
+        )
+    if options.replay_only and options.model:
+        warnings.append("--model is not used with --replay-only: nothing goes live")
     jobs_dir = (options.output or run.path.parent / "continued").absolute()
     name = options.name or output_name(run.path.name, replay_only=options.replay_only)
     if jobs_dir.resolve().is_relative_to(run.path.resolve()):
@@ -176,7 +182,8 @@ def _first_user_message(run: RunFolder) -> list[str]:
             if isinstance(message, dict) and message.get("role") == "user":
                 content = message.get("content")
                 if isinstance(content, list):
-                    content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+                    texts = (p.get("text") for p in content if isinstance(p, dict))
+                    content = "".join(t for t in texts if isinstance(t, str))
                 return [content] if isinstance(content, str) and content else []
     return []
 

@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import json
+import posixpath
+import re
 import shlex
 import tomllib
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ class Dockerfile:
     base_image: str | None = None
     workdir: str = DEFAULT_WORKDIR
     env: dict[str, str] = field(default_factory=dict)
-    copies: list[tuple[list[str], str]] = field(default_factory=list)  # (sources, destination)
+    copies: list[tuple[int, list[str], str]] = field(default_factory=list)  # (line, sources, destination)
     user: str | None = None
     #: instructions other than the ones above that change the image, as (line, text)
     other: list[tuple[int, str]] = field(default_factory=list)
@@ -103,11 +106,32 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _parse_env(args: str) -> dict[str, str]:
-    parts = shlex.split(args)
-    if parts and "=" not in parts[0]:  # legacy form: ENV KEY value with spaces
-        return {parts[0]: " ".join(parts[1:])}
-    return dict(p.split("=", 1) for p in parts if "=" in p)
+_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: what ENV can refer to before the image sets it
+BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def _expand(value: str, env: dict[str, str]) -> str:
+    return _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), BASE_ENV.get(m.group(1) or m.group(2), "")), value)
+
+
+def _split(where: str, args: str) -> list[str]:
+    try:
+        return shlex.split(args)
+    except ValueError as exc:  # an unclosed quote
+        raise TaskError(f"{where}: {exc}") from None
+
+
+def _parse_env(where: str, args: str, env: dict[str, str]) -> dict[str, str]:
+    parts = _split(where, args)
+    pairs = [(parts[0], " ".join(parts[1:]))] if parts and "=" not in parts[0] else [p.split("=", 1) for p in parts]
+    out = {}
+    for pair in pairs:
+        if len(pair) != 2 or not _KEY.fullmatch(pair[0]):
+            raise TaskError(f"{where}: ENV {args!r}: expected KEY=value")
+        out[pair[0]] = _expand(pair[1], {**env, **out})
+    return out
 
 
 def parse_dockerfile(path: Path) -> Dockerfile:
@@ -116,28 +140,43 @@ def parse_dockerfile(path: Path) -> Dockerfile:
     except UnicodeDecodeError:
         raise TaskError(f"{path}: not UTF-8 text") from None
     result = Dockerfile()
+    workdir = None  # Docker starts at /, and a relative WORKDIR is relative to the one before
     for line, logical in _logical_lines(text):
+        where = f"{path}:{line}"
         keyword, _, args = logical.partition(" ")
         keyword, args = keyword.upper(), args.strip()
         if keyword == "FROM":
             result.base_image = args.split()[0] if args else None
         elif keyword == "WORKDIR":
-            workdir = args.strip("\"'")
-            result.workdir = workdir if workdir.startswith("/") else f"{result.workdir.rstrip('/')}/{workdir}"
+            target = _expand(args.strip("\"'"), result.env)
+            workdir = posixpath.normpath(posixpath.join(workdir or "/", target))
         elif keyword == "ENV":
-            result.env.update(_parse_env(args))
+            result.env.update(_parse_env(where, args, result.env))
         elif keyword in ("COPY", "ADD"):
-            parts = [p for p in shlex.split(args) if not p.startswith("--")]
-            if any(p.startswith("--from") for p in shlex.split(args)) or len(parts) < 2:
+            if args.startswith("["):  # the exec form: COPY ["src", "dest"]
+                try:
+                    parts = json.loads(args)
+                except ValueError:
+                    raise TaskError(f"{where}: {keyword} {args}: not a JSON list of strings") from None
+            else:
+                parts = _split(where, args)
+            flags = [p for p in parts if isinstance(p, str) and p.startswith("--")]
+            parts = [p for p in parts if p not in flags]
+            if (
+                any(f.startswith("--from") for f in flags)
+                or len(parts) < 2
+                or not all(isinstance(p, str) for p in parts)
+            ):
                 result.other.append((line, logical))
                 continue
-            result.copies.append((parts[:-1], parts[-1]))
+            result.copies.append((line, parts[:-1], parts[-1]))
         elif keyword == "USER":
             result.user = args
         elif keyword in ("LABEL", "EXPOSE", "CMD", "ENTRYPOINT", "ARG", "HEALTHCHECK", "STOPSIGNAL", "SHELL"):
             continue  # no effect on the files or environment the agent sees
         else:
             result.other.append((line, logical))
+    result.workdir = workdir or DEFAULT_WORKDIR
     return result
 
 
@@ -154,6 +193,20 @@ def load_task(path: Path) -> Task:
         raise TaskError(f"{path}: no tests/test.sh; the verifier is what scores the continuation")
     dockerfile_path = path / "environment" / "Dockerfile"
     dockerfile = parse_dockerfile(dockerfile_path) if dockerfile_path.is_file() else Dockerfile()
+    for section in ("agent", "verifier", "environment"):
+        table = config.get(section, {})
+        if not isinstance(table, dict):
+            raise TaskError(f"{toml_path}: [{section}] must be a table")
+        timeout = table.get("timeout_sec")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf")
+        ):
+            raise TaskError(
+                f"{toml_path}: [{section}] timeout_sec must be a positive number of seconds, found {timeout!r}"
+            )
     instruction_path = path / "instruction.md"
-    instruction = instruction_path.read_text() if instruction_path.is_file() else None
+    try:
+        instruction = instruction_path.read_text() if instruction_path.is_file() else None
+    except UnicodeDecodeError:
+        raise TaskError(f"{instruction_path}: not UTF-8 text") from None
     return Task(name=path.name, path=path, config=config, dockerfile=dockerfile, instruction=instruction)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,24 +22,33 @@ class Verdict:
     duration_sec: float
 
 
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise VerifierError(f"verifier's reward is {value}; expected a finite number")
+    return value
+
+
 def read_reward(folder: Path) -> dict[str, float]:
     """``reward.txt`` (one float) or ``reward.json`` (a map of floats) from the verifier's folder."""
     text_file, json_file = folder / "reward.txt", folder / "reward.json"
     if text_file.is_file():
-        text = text_file.read_text().strip()
+        text = text_file.read_bytes()[:200].decode(errors="replace").strip()
         try:
-            return {"reward": float(text)}
+            value = float(text)
         except ValueError:
-            raise VerifierError(f"verifier wrote {text!r} to reward.txt; expected one number") from None
+            raise VerifierError(f"verifier wrote {text[:60]!r} to reward.txt; expected one number") from None
+        return {"reward": _finite(value)}
     if json_file.is_file():
         try:
-            data = json.loads(json_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise VerifierError(f"verifier's reward.json is not JSON ({exc.msg})") from None
-        if isinstance(data, (int, float)):
-            return {"reward": float(data)}
-        if isinstance(data, dict) and all(isinstance(v, (int, float)) for v in data.values()):
-            return {str(k): float(v) for k, v in data.items()}
+            data = json.loads(json_file.read_bytes())
+        except (ValueError, RecursionError):
+            raise VerifierError("verifier's reward.json is not usable JSON") from None
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return {"reward": _finite(float(data))}
+        if isinstance(data, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in data.values()
+        ):
+            return {str(k): _finite(float(v)) for k, v in data.items()}
         raise VerifierError("verifier's reward.json is not a number or a map of numbers")
     raise VerifierError("verifier wrote no /logs/verifier/reward.txt or reward.json")
 

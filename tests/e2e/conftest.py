@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +45,24 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> 
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def continue_live(source: Path, out: Path, url: str, *extra: str, env: dict[str, str] | None = None) -> dict:
+    """A full continuation against the scripted model at ``url``; its --json outcome."""
+    done = cli(
+        str(source),
+        "--tasks-dir",
+        str(TASKS),
+        "--model",
+        "openai/scripted",
+        "--output",
+        str(out),
+        "--json",
+        *extra,
+        env={"OPENAI_BASE_URL": url, **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def start_scripted_model(*args: str) -> tuple[subprocess.Popen[str], str]:

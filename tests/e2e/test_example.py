@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import tree_digest
-from .conftest import RUN, TASKS, cli
+from .conftest import RUN, TASKS, cli, continue_live
 
 pytestmark = pytest.mark.e2e
 
@@ -43,18 +43,7 @@ def test_replay_only_rebuilds_the_workspace_byte_for_byte(tmp_path: Path) -> Non
 def test_full_continuation_reaches_the_finish_and_passes(tmp_path: Path, scripted_model: str) -> None:
     before = tree_digest(RUN)
     secret = "sk-test-provider-key-0123456789"
-    done = cli(
-        str(RUN),
-        "--tasks-dir",
-        str(TASKS),
-        "--model",
-        "openai/scripted",
-        "--output",
-        str(tmp_path),
-        "--json",
-        env={"OPENAI_BASE_URL": scripted_model, "OPENAI_API_KEY": secret},
-    )
-    assert done.returncode == 0, done.stderr
+    continue_live(RUN, tmp_path, scripted_model, env={"OPENAI_API_KEY": secret})
     out = tmp_path / "inventory-report__timeout__continued"
     result = json.loads((out / "result.json").read_text())
     assert result["rewards"] == {"reward": 1.0} and result["error"] is None
@@ -149,20 +138,7 @@ def test_nondeterministic_command_is_observation_drift_and_workspace_still_rebui
 
 
 def test_branch_from_the_middle_with_replay_exchanges(tmp_path: Path, scripted_model: str) -> None:
-    done = cli(
-        str(RUN),
-        "--tasks-dir",
-        str(TASKS),
-        "--model",
-        "openai/scripted",
-        "--replay-exchanges",
-        "1",
-        "--output",
-        str(tmp_path),
-        "--json",
-        env={"OPENAI_BASE_URL": scripted_model},
-    )
-    assert done.returncode == 0, done.stderr
+    continue_live(RUN, tmp_path, scripted_model, "--replay-exchanges", "1")
     out = tmp_path / "inventory-report__timeout__continued"
     result = json.loads((out / "result.json").read_text())
     assert result["rewards"] == {"reward": 1.0}

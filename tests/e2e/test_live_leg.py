@@ -8,33 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import RUN, TASKS, cli
+from .conftest import RUN, continue_live
 
 pytestmark = pytest.mark.e2e
 RECORDED = (RUN / "trajectory" / "llm_trajectory.jsonl").read_bytes().splitlines()
 
 
-def continue_run(source: Path, out: Path, url: str, *extra: str) -> dict:
-    done = cli(
-        str(source),
-        "--tasks-dir",
-        str(TASKS),
-        "--model",
-        "openai/scripted",
-        "--output",
-        str(out),
-        "--json",
-        *extra,
-        env={"OPENAI_BASE_URL": url},
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 def test_replay_does_not_eat_the_live_budget(tmp_path: Path, scripted_models: Callable[..., str]) -> None:
     """The original budget (30 s) is too short for boot + replay + the remaining work with a slow
     model, but --timeout 30 for the live leg alone is enough."""
-    summary = continue_run(RUN, tmp_path, scripted_models("--latency", "7"), "--timeout", "30")
+    summary = continue_live(RUN, tmp_path, scripted_models("--latency", "7"), "--timeout", "30")
     assert summary["rewards"] == {"reward": 1.0} and summary["error"] is None
     assert summary["live_sec"] < 30 < summary["agent_boot_sec"] + summary["replay_sec"] + summary["live_sec"]
     result = json.loads((tmp_path / "inventory-report__timeout__continued" / "result.json").read_text())
@@ -49,7 +32,7 @@ def test_replay_does_not_eat_the_live_budget(tmp_path: Path, scripted_models: Ca
 
 def test_provider_429_then_500_then_success(tmp_path: Path, scripted_models: Callable[..., str]) -> None:
     url = scripted_models("--latency", "0.5", "--fail", "3:429", "--fail", "3:500")
-    summary = continue_run(RUN, tmp_path, url)
+    summary = continue_live(RUN, tmp_path, url)
     assert summary["rewards"] == {"reward": 1.0}
     stitched = (
         (tmp_path / "inventory-report__timeout__continued" / "trajectory" / "llm_trajectory.jsonl")
@@ -65,10 +48,10 @@ def test_provider_429_then_500_then_success(tmp_path: Path, scripted_models: Cal
 
 def test_continuing_a_continuation(tmp_path: Path, scripted_models: Callable[..., str]) -> None:
     url = scripted_models("--latency", "2")
-    first = continue_run(RUN, tmp_path / "one", url, "--timeout", "5")  # runs out of budget again
+    first = continue_live(RUN, tmp_path / "one", url, "--timeout", "5")  # runs out of budget again
     assert first["error_category"] == "timeout" and first["live_exchanges"] >= 1
     middle = tmp_path / "one" / "inventory-report__timeout__continued"
-    second = continue_run(middle, tmp_path / "two", url)
+    second = continue_live(middle, tmp_path / "two", url)
     assert second["rewards"] == {"reward": 1.0}
     final = tmp_path / "two" / "inventory-report__timeout__continued"  # no stacked suffix
     chain = json.loads((final / "config.json").read_text())["source"]["continuation_chain"]

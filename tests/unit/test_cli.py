@@ -113,6 +113,56 @@ CASES = [
 ]
 
 
+# shapes no JSON schema forbids, found by trying to break the tool
+CASES += [
+    pytest.param(
+        lambda r, t: edit_json(r / "config.json", task_path=5),
+        [],
+        "'task_path' must be a string",
+        id="task-path-number",
+    ),
+    pytest.param(
+        lambda r, t: edit_json(r / "config.json", environment=["local"]),
+        [],
+        "'environment' must be a string",
+        id="environment-list",
+    ),
+    pytest.param(
+        lambda r, t: edit_json(r / "config.json", source="abc"), [], "'source' must be an object", id="source-string"
+    ),
+    pytest.param(lambda r, t: edit_json(r / "config.json", model=5), [], "'model' must be a string", id="model-number"),
+    pytest.param(
+        lambda r, t: edit_json(r / "result.json", timing="x"), [], "'timing' must be an object", id="timing-string"
+    ),
+    pytest.param(
+        lambda r, t: edit_json(r / "result.json", timing={"agent_execution": "abc"}),
+        [],
+        "timing.agent_execution must be a number",
+        id="timing-value-string",
+    ),
+    pytest.param(
+        lambda r, t: (r / "config.json").write_text('{"agent": "openhands", "x": ' + "9" * 5000 + "}"),
+        [],
+        "config.json: not usable JSON",
+        id="huge-integer",
+    ),
+    pytest.param(
+        lambda r, t: (r / "prompts.json").write_text("[" * 100000 + "]" * 100000),
+        [],
+        "nested too deeply",
+        id="deep-nesting",
+    ),
+    pytest.param(
+        lambda r, t: edit_json(r / "result.json", task_name="x[/y]"),
+        [],
+        "task 'x[/y]' not found",
+        id="brackets-in-message",
+    ),
+    pytest.param(lambda r, t: None, ["--timeout", "nan"], "must be a positive, finite number", id="timeout-nan"),
+    pytest.param(lambda r, t: None, ["--timeout", "inf"], "must be a positive, finite number", id="timeout-inf"),
+]
+
+
 @pytest.mark.parametrize(("break_it", "extra", "message"), CASES)
 def test_bad_input_exit_2_one_line_nothing_touched(run_copy: Path, tmp_path: Path, break_it, extra, message) -> None:
     (tmp_path / "afile").write_text("x")
@@ -172,3 +222,23 @@ def test_json_on_bad_input(run_copy: Path) -> None:
         "exit_code": 2,
     }
     assert "config.json: missing" in json.loads(done.stdout)["error"]
+
+
+def test_run_dir_dot_uses_the_folders_own_name(run_copy: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchflow_continue", ".", "--tasks-dir", str(TASKS), "--timeout", "-1"],
+        capture_output=True,
+        text=True,
+        cwd=run_copy,
+    )
+    assert done.returncode == 2 and "--timeout -1" in done.stderr  # got past the output checks
+
+
+def test_all_failed_recording_is_refused(run_copy: Path) -> None:
+    traj = run_copy / "trajectory" / "llm_trajectory.jsonl"
+    lines = [json.loads(line) for line in traj.read_text().splitlines()]
+    for line in lines:
+        line["response"] = {"status_code": 500, "body": {"error": {"message": "boom"}}}
+    traj.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    done = cli(str(run_copy), "--tasks-dir", str(TASKS), "--replay-only")
+    assert done.returncode == 2 and "every recorded call failed" in done.stderr

@@ -106,6 +106,11 @@ def test_verifier_scores_and_keeps_output(tmp_path: Path) -> None:
         pytest.param("true", "no /logs/verifier/reward.txt", id="no-reward"),
         pytest.param("echo great > /logs/verifier/reward.txt", "expected one number", id="not-a-number"),
         pytest.param("sleep 30", "timed out after 1 s", id="hangs"),
+        pytest.param("echo nan > /logs/verifier/reward.txt", "expected a finite number", id="nan"),
+        pytest.param("printf '\\xff' > /logs/verifier/reward.txt", "expected one number", id="not-utf8"),
+        pytest.param(
+            "ln -s /etc/hostname /logs/verifier/reward.txt", "no /logs/verifier/reward.txt", id="symlink-to-a-host-file"
+        ),
     ],
 )
 def test_verifier_failures_are_clear(tmp_path: Path, script: str, message: str) -> None:

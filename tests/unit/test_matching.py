@@ -206,3 +206,11 @@ def test_cost_of_classifying_a_200kb_request_is_reported() -> None:
             classify(0, big, other)
             warm += time.perf_counter() - started
         print(f"classify a 200 KB request ({label}): {cold / 20 * 1000:.3f} ms cold, {warm / 20 * 1000:.3f} ms cached")
+
+
+def test_malformed_recorded_tool_calls_do_not_crash() -> None:
+    odd = edited(lambda b: b["messages"][2].__setitem__("tool_calls", 5))
+    odd_function = edited(lambda b: b["messages"][2]["tool_calls"][0].__setitem__("function", "x"))
+    assert classify(0, odd, copy.deepcopy(odd)).kind == "identical"
+    assert classify(0, odd, LAST).kind == "structural"
+    assert classify(0, odd_function, LAST).kind == "structural"

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import fnmatch
 import os
+import posixpath
 import shutil
 import signal
 import tempfile
@@ -40,7 +41,30 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NO_TMUX = "#!/bin/sh\necho 'tmux is hidden in this sandbox' >&2\nexit 127\n"
 
 
-def check_local_compatible(task: Task) -> None:
+#: the host's own folders, bound read-only: a task cannot work in them
+SYSTEM_DIRS = (
+    "/usr",
+    "/etc",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/libx32",
+    "/proc",
+    "/dev",
+    "/sys",
+    "/tests",
+    "/logs",
+)
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def check_local_compatible(task: Task) -> list[tuple[Path, str]]:
+    """Refuse what the local backend cannot give; return the files to seed as (source, target)."""
     dockerfile = task.dockerfile
     where = task.environment_dir / "Dockerfile"
     fix = "this needs a container backend; the local backend only honours FROM debian:bookworm, WORKDIR, ENV, COPY/ADD"
@@ -49,6 +73,39 @@ def check_local_compatible(task: Task) -> None:
     base = dockerfile.base_image
     if base and not any(fnmatch.fnmatch(base, pattern) for pattern in COMPATIBLE_BASES):
         raise UnsupportedTask(f"{where}: FROM {base} is not this machine's system (Debian 12); {fix}")
+    workdir = dockerfile.workdir
+    if workdir == "/" or any(_inside(workdir, d) for d in SYSTEM_DIRS):
+        raise UnsupportedTask(
+            f"{where}: WORKDIR {workdir} is a system folder; the local backend needs a fresh one, e.g. /app"
+        )
+    writable = (workdir, "/root", "/tmp")
+    context = task.environment_dir.resolve()
+    plan: list[tuple[Path, str]] = []
+    for line, sources, dest in dockerfile.copies:
+        target = posixpath.normpath(posixpath.join(workdir, dest))
+        if not any(_inside(target, w) for w in writable):
+            raise UnsupportedTask(
+                f"{where}:{line}: COPY to {target}: the local backend can only write {', '.join(writable)}; {fix}"
+            )
+        matches = [
+            m
+            for source in sources
+            for m in (sorted(context.glob(source)) if any(c in source for c in "*?[") else [context / source])
+        ]
+        into_dir = dest.endswith("/") or len(matches) > 1
+        for src in matches:
+            resolved = src.resolve()
+            if not resolved.is_relative_to(context) or not resolved.exists():
+                raise UnsupportedTask(
+                    f"{where}:{line}: COPY {src.relative_to(context) if src.is_relative_to(context) else src}: no such file in environment/"
+                )
+            if resolved.is_dir():
+                plan.append((resolved, target))
+            else:
+                plan.append((resolved, posixpath.join(target, resolved.name) if into_dir else target))
+        if not matches:
+            raise UnsupportedTask(f"{where}:{line}: COPY {' '.join(sources)}: matches no file in environment/")
+    return plan
 
 
 class LocalSandbox:
@@ -102,21 +159,13 @@ class LocalSandbox:
 
     def _seed(self) -> None:
         """COPY/ADD files from the task's environment/ folder, as the image build would."""
-        context = self.task.environment_dir.resolve()
-        for sources, dest in self.task.dockerfile.copies:
-            target = dest if dest.startswith("/") else f"{self.workdir.rstrip('/')}/{dest}"
-            for source in sources:
-                src = (context / source).resolve()
-                if not src.is_relative_to(context) or not src.exists():
-                    raise UnsupportedTask(f"{context / 'Dockerfile'}: COPY {source}: not a file in environment/")
-                into_dir = target.endswith("/") or src.is_dir() or len(sources) > 1
-                host = self.host_path(target.rstrip("/") or "/")
-                if src.is_dir():
-                    shutil.copytree(src, host, dirs_exist_ok=True)
-                else:
-                    dst = host / src.name if into_dir else host
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(src, dst)
+        for source, target in check_local_compatible(self.task):
+            host = self.host_path(target)
+            if source.is_dir():
+                shutil.copytree(source, host, dirs_exist_ok=True, symlinks=True)
+            else:
+                host.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, host)
 
     def _bwrap_args(self, cwd: str | None) -> list[str]:
         assert self.root is not None
@@ -180,7 +229,7 @@ class LocalSandbox:
     async def upload(self, source: Path, target: str) -> None:
         host = self.host_path(target)
         if source.is_dir():
-            shutil.copytree(source, host, dirs_exist_ok=True)
+            shutil.copytree(source, host, dirs_exist_ok=True, symlinks=True)
         else:
             host.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, host)
@@ -188,8 +237,11 @@ class LocalSandbox:
     async def download(self, source: str, target: Path) -> None:
         host = self.host_path(source)
         if host.is_dir():
+            # a link made in the sandbox would point at the host's file of that name: never follow it
             shutil.copytree(host, target, dirs_exist_ok=True, symlinks=True)
-        elif host.exists():
+            for link in [p for p in target.rglob("*") if p.is_symlink()]:
+                link.unlink()
+        elif host.is_file() and not host.is_symlink():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(host, target)
 
