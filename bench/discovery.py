@@ -24,7 +24,9 @@ def build(root: Path, n: int, size_mb: int) -> None:
         (run / "trajectory").mkdir(parents=True)
         (run / "config.json").write_text(config)
         category = "timeout" if i % 5 == 0 else None
-        (run / "result.json").write_text(json.dumps({"task_name": f"task-{i % 50}", "error_category": category, "rewards": {"reward": 0.0}}))
+        (run / "result.json").write_text(
+            json.dumps({"task_name": f"task-{i % 50}", "error_category": category, "rewards": {"reward": 0.0}})
+        )
         with open(run / "trajectory" / "llm_trajectory.jsonl", "wb") as f:
             f.truncate(size_mb * 1024 * 1024)
 
@@ -38,7 +40,9 @@ def main() -> None:
     try:
         started = time.perf_counter()
         build(root, args.rollouts, args.size_mb)
-        print(f"built {args.rollouts} rollouts ({args.rollouts * args.size_mb / 1024:.0f} GB apparent) in {time.perf_counter() - started:.1f} s")
+        print(
+            f"built {args.rollouts} rollouts ({args.rollouts * args.size_mb / 1024:.0f} GB apparent) in {time.perf_counter() - started:.1f} s"
+        )
         os.sync()
         started = time.perf_counter()
         found = discover(root)

@@ -79,6 +79,7 @@ class _Reporter:
         self.quiet = quiet
         self.status = None if quiet or not err.is_terminal else err.status("starting")
         self.total = 0
+        self.cut_reason = ""
         if self.status is not None:
             self.status.start()
 
@@ -102,13 +103,15 @@ class _Reporter:
             self.update(f"replaying {data['served']}/{self.total}{note}")
             if kind == "retry":
                 self.line(f"  exchange {data['index']}: agent retried; served the same answer again")
-        elif kind == "divergence":
+        elif kind == "divergence" and data["class"] != "volatile":  # volatile ones are in the report
             self.line(f"  {data['class']} at exchange {data['exchange']}: {data['detail']}")
         elif kind == "cut":
+            if "reason" in data:
+                self.cut_reason = data["reason"]
             if "digest" in data:
-                self.line(f"- cut-point after {data['served']} replayed answers; workspace {data['digest']}")
-            else:
-                self.line(f"- cut-point: {data['reason']}")
+                self.line(
+                    f"- cut-point after {data['served']} replayed answers ({self.cut_reason}); workspace {data['digest']}"
+                )
         elif kind == "live":
             self.update(f"live turn {data['n']}")
             if data["status"] != 200:
@@ -527,9 +530,7 @@ def inspect_command(
         return
     out = Console(highlight=False, soft_wrap=True, markup=False)
     status = info["error_category"] or ("completed" if info["rewards"] is not None else "unknown (no result.json)")
-    out.print(
-        f"{info['run']}  task {info['task']} · {info['agent']} · model {info['model']} · {info['environment']}"
-    )
+    out.print(f"{info['run']}  task {info['task']} · {info['agent']} · model {info['model']} · {info['environment']}")
     out.print(f"status: {status}; rewards {info['rewards']}" + (f"; error: {info['error']}" if info["error"] else ""))
     failed = (
         f" ({len(info['failed_exchanges'])} failed: {info['failed_exchanges']})" if info["failed_exchanges"] else ""
