@@ -160,12 +160,7 @@ class LocalSandbox:
     def _seed(self) -> None:
         """COPY/ADD files from the task's environment/ folder, as the image build would."""
         for source, target in check_local_compatible(self.task):
-            host = self.host_path(target)
-            if source.is_dir():
-                shutil.copytree(source, host, dirs_exist_ok=True, symlinks=True)
-            else:
-                host.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, host)
+            _copy_in(source, self.host_path(target))
 
     def _bwrap_args(self, cwd: str | None) -> list[str]:
         assert self.root is not None
@@ -227,12 +222,7 @@ class LocalSandbox:
         return ExecResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
 
     async def upload(self, source: Path, target: str) -> None:
-        host = self.host_path(target)
-        if source.is_dir():
-            shutil.copytree(source, host, dirs_exist_ok=True, symlinks=True)
-        else:
-            host.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, host)
+        _copy_in(source, self.host_path(target))
 
     async def download(self, source: str, target: Path) -> None:
         host = self.host_path(source)
@@ -251,6 +241,15 @@ class LocalSandbox:
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+
+
+def _copy_in(source: Path, host: Path) -> None:
+    """A file or folder into the sandbox's host side; links are copied as links, not followed."""
+    if source.is_dir():
+        shutil.copytree(source, host, dirs_exist_ok=True, symlinks=True)
+    else:
+        host.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, host)
 
 
 def kill_group(proc: asyncio.subprocess.Process) -> None:
