@@ -199,11 +199,14 @@ def _content(index: int, at: int, a: dict[str, Any], b: dict[str, Any]) -> Verdi
 
 
 def _tool_names(body: dict[str, Any]) -> list[str]:
-    return [
-        str((t.get("function") or {}).get("name", t.get("name", "")))
-        for t in body.get("tools") or []
-        if isinstance(t, dict)
-    ]
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return [json.dumps(tools, sort_keys=True, default=str)] if tools else []
+    names = []
+    for tool in (t for t in tools if isinstance(t, dict)):
+        function = tool.get("function") if isinstance(tool.get("function"), dict) else {}
+        names.append(str(function.get("name", tool.get("name", ""))))
+    return names
 
 
 def classify(index: int, recorded: dict[str, Any], incoming: dict[str, Any]) -> Verdict:

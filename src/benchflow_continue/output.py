@@ -17,14 +17,15 @@ place and renamed when complete: a reader never sees half a run.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import InputError, OutputExists
 from .runfolder import Exchange
@@ -50,6 +51,8 @@ class OutputPaths:
 
     final: Path
     staging: Path
+    #: held while the folder is being written: a second continuation of the same source waits for none
+    lock: IO[str] | None = field(default=None, compare=False)
 
     @classmethod
     def create(cls, jobs_dir: Path, name: str) -> OutputPaths:
@@ -58,15 +61,30 @@ class OutputPaths:
             raise OutputExists(f"{final} already exists; it is never overwritten: move it or pass another --output")
         try:
             jobs_dir.mkdir(parents=True, exist_ok=True)
+            lock = open(jobs_dir / f".{name}.lock", "a+")  # noqa: SIM115 (held until commit or discard)
         except OSError as exc:
             raise InputError(f"--output {jobs_dir}: cannot create it ({exc.strerror})") from None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise OutputExists(f"{final} is being written by another continuation right now; wait for it") from None
+        if final.exists():  # finished while we were getting the lock
+            lock.close()
+            raise OutputExists(f"{final} already exists; it is never overwritten: move it or pass another --output")
         staging = jobs_dir / f".{name}.partial-{os.getpid()}"
         try:
             for sub in ("trajectory", "agent", "verifier"):
                 (staging / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            lock.close()
             raise InputError(f"--output {jobs_dir}: cannot write there ({exc.strerror})") from None
-        return cls(final=final, staging=staging)
+        return cls(final=final, staging=staging, lock=lock)
+
+    def _unlock(self) -> None:
+        if self.lock is not None and not self.lock.closed:
+            Path(self.lock.name).unlink(missing_ok=True)
+            self.lock.close()
 
     @property
     def config(self) -> Path:
@@ -105,15 +123,18 @@ class OutputPaths:
         return self.staging / "verifier"
 
     def commit(self) -> Path:
-        if self.final.exists():
+        if self.final.exists():  # made by hand meanwhile: keep ours where it is
+            self._unlock()
             raise OutputExists(
                 f"{self.final} appeared while this run was writing; the result is left in {self.staging}"
             )
         os.rename(self.staging, self.final)
+        self._unlock()
         return self.final
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+        self._unlock()
 
 
 def output_name(source_name: str, replay_only: bool = False) -> str:

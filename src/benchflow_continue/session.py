@@ -21,7 +21,7 @@ from . import __version__
 from .accounting import TOKEN_FIELDS, totals
 from .agents.base import Agent, AgentOutcome
 from .agents.openhands import OpenHands, agent_env
-from .errors import ContinueError, InputError, ReplayDiverged, UpstreamError
+from .errors import ContinueError, InputError, OutputExists, ReplayDiverged, UpstreamError
 from .live import LiveModel
 from .matching import CLASSES
 from .output import OutputPaths, output_name, redactor, stitch, write_json
@@ -319,13 +319,17 @@ async def execute(
         if sandbox is not None:
             await sandbox.stop()
         clock.mark("end")
-    committed = False
+    keep = False
     try:
         summary = _write(plan, paths, rec, redactor([key]))
-        paths.commit()
-        committed = True
+        try:
+            paths.commit()
+        except OutputExists:
+            keep = True  # the finished run stays in its .partial folder, named in the message
+            raise
+        keep = True
     finally:
-        if not committed:
+        if not keep:
             paths.discard()
     summary["output"] = str(paths.final)
     return summary

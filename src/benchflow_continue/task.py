@@ -66,6 +66,8 @@ class Task:
 def resolve_task_dir(task_name: str, tasks_dir: Path | None, recorded_task_path: str | None) -> Path:
     """``tasks_dir/<task name>`` if given, else the recorded ``task_path`` if it exists."""
     looked: list[str] = []
+    if "/" in task_name or task_name in ("", ".", ".."):
+        raise TaskNotFound(f"task name {task_name!r} is not a folder name; the run's result.json task_name is wrong")
     if tasks_dir is not None:
         if not tasks_dir.exists():
             raise TaskNotFound(f"--tasks-dir {tasks_dir}: no such folder")

@@ -153,9 +153,9 @@ CASES += [
         id="deep-nesting",
     ),
     pytest.param(
-        lambda r, t: edit_json(r / "result.json", task_name="x[/y]"),
+        lambda r, t: edit_json(r / "result.json", task_name="x[red]y"),
         [],
-        "task 'x[/y]' not found",
+        "task 'x[red]y' not found",
         id="brackets-in-message",
     ),
     pytest.param(lambda r, t: None, ["--timeout", "nan"], "must be a positive, finite number", id="timeout-nan"),

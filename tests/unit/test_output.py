@@ -42,3 +42,13 @@ def test_output_name_does_not_stack() -> None:
     assert output_name("task__abc__continued") == "task__abc__continued"
     assert output_name("task__abc", replay_only=True) == "task__abc__replayed"
     assert output_name("task__abc__replayed") == "task__abc__continued"
+
+
+def test_a_second_writer_of_the_same_output_is_refused(tmp_path: Path) -> None:
+    first = OutputPaths.create(tmp_path / "out", "run__continued")
+    with pytest.raises(OutputExists, match="being written by another continuation"):
+        OutputPaths.create(tmp_path / "out", "run__continued")
+    first.discard()
+    second = OutputPaths.create(tmp_path / "out", "run__continued")  # free again
+    second.commit()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["run__continued"]  # no lock or partial left

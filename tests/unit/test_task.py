@@ -169,3 +169,10 @@ def test_task_toml_values(tmp_path: Path) -> None:
     (task.path / "task.toml").write_text("[verifier\n")
     with pytest.raises(TaskError, match="not valid TOML"):
         load_task(task.path)
+
+
+def test_task_name_cannot_leave_the_tasks_dir(tmp_path: Path) -> None:
+    make_task(tmp_path / "elsewhere", "FROM debian:bookworm\n")
+    (tmp_path / "tasks").mkdir()
+    with pytest.raises(TaskNotFound, match="not a folder name"):
+        resolve_task_dir("../elsewhere/t", tmp_path / "tasks", None)
