@@ -112,8 +112,8 @@ class ReplayProxy:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         try:
             return await self._complete(request)
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
+        except (ConnectionResetError, asyncio.CancelledError, web.HTTPException):
+            raise  # HTTPException is aiohttp's own answer, e.g. 413 for a body over MAX_BODY
         except Exception as exc:  # a recording too odd to serve: tell the agent and the user, never crash
             message = f"benchflow-continue could not answer: {type(exc).__name__}: {exc}"[:500]
             self.on_event("proxy_error", {"message": message})

@@ -203,3 +203,13 @@ def test_strict_divergence_refuses_the_off_rails_request(rollout: Path) -> None:
         assert proxy.stop_requested.is_set()
 
     run(with_proxy(rollout, check, on_divergence="abort"))
+
+
+def test_oversized_bodies_are_refused(rollout: Path) -> None:
+    async def check(client: httpx.AsyncClient, proxy: ReplayProxy, recording, cuts) -> None:
+        huge = b'{"messages": ["' + b"x" * (65 * 1024 * 1024) + b'"]}'
+        answer = await client.post("/v1/chat/completions", content=huge)
+        assert answer.status_code == 413 and proxy.router.served == []
+        assert (await client.get("/health")).json()["status"] == "ok"  # and the proxy is still up
+
+    run(with_proxy(rollout, check))
