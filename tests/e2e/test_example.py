@@ -94,10 +94,7 @@ def test_interrupt_during_replay_leaves_nothing_behind(tmp_path: Path) -> None:
         text=True,
         env=os.environ.copy(),
     )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "replaying" in line:
-            break
+    _wait_for(proc, "replaying")
     time.sleep(3)  # the agent is booting or replaying inside the sandbox
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
@@ -165,3 +162,78 @@ def test_batch_over_real_runs_then_nothing_to_do(tmp_path: Path) -> None:
     assert second.returncode == 0
     summary = json.loads(second.stdout)
     assert summary["already_done"] == 3 and summary["continued_now"] == 0
+
+
+def _wait_for(proc: subprocess.Popen[str], text: str) -> None:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if text in line:
+            return
+    raise AssertionError(f"never printed {text!r}")
+
+
+def test_sigterm_during_the_live_leg_leaves_nothing_behind(tmp_path: Path, scripted_models) -> None:
+    url = scripted_models("--hold-turn", "3")  # the live model never answers: the run sits in its live leg
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchflow_continue",
+            str(RUN),
+            "--tasks-dir",
+            str(TASKS),
+            "--model",
+            "openai/scripted",
+            "--output",
+            str(tmp_path),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OPENAI_BASE_URL": url},
+    )
+    _wait_for(proc, "cut-point after 3")
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    assert list(tmp_path.iterdir()) == []
+    mine = f"bfc-sandbox-{proc.pid}-"
+    assert subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True).stdout == ""
+    assert not list(Path(tempfile.gettempdir()).glob(mine + "*"))
+
+
+def test_an_agent_crash_mid_replay_is_reported_with_its_log(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchflow_continue",
+            str(RUN),
+            "--tasks-dir",
+            str(TASKS),
+            "--replay-only",
+            "--output",
+            str(tmp_path),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(proc, "replaying")
+    mine = f"bfc-sandbox-{proc.pid}-"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the agent inside this continuation's sandbox, once it is up
+        agents = subprocess.run(
+            ["pgrep", "-f", f"{mine}.*openhands acp"], capture_output=True, text=True
+        ).stdout.split()
+        if agents:
+            break
+        time.sleep(0.2)
+    subprocess.run(["pkill", "-KILL", "-f", f"{mine}.*openhands acp"], check=False)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    summary = json.loads(out)
+    assert summary["error_category"] == "acp_error" and "agent crashed" in summary["error"]
+    folder = tmp_path / "inventory-report__timeout__replayed"
+    assert json.loads((folder / "result.json").read_text())["error"].startswith("agent crashed")
+    assert (folder / "agent" / "openhands.txt").exists()  # its last output is kept
