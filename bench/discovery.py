@@ -31,26 +31,28 @@ def build(root: Path, n: int, size_mb: int) -> None:
             f.truncate(size_mb * 1024 * 1024)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rollouts", type=int, default=10_000)
-    parser.add_argument("--size-mb", type=int, default=5)
-    args = parser.parse_args()
+def run(rollouts: int, size_mb: int) -> dict:
     root = Path(tempfile.mkdtemp(prefix="bfc-discovery-"))
     try:
         started = time.perf_counter()
-        build(root, args.rollouts, args.size_mb)
-        print(
-            f"built {args.rollouts} rollouts ({args.rollouts * args.size_mb / 1024:.0f} GB apparent) in {time.perf_counter() - started:.1f} s"
-        )
+        build(root, rollouts, size_mb)
+        built = time.perf_counter() - started
         os.sync()
         started = time.perf_counter()
         found = discover(root)
         elapsed = time.perf_counter() - started
         todo = sum(c.state == "todo" for c in found)
-        print(f"discovery: {len(found)} rollouts, {todo} to continue, in {elapsed:.2f} s")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    return {"rollouts": rollouts, "trajectory_mb": size_mb, "build_s": round(built, 2), "discovery_s": round(elapsed, 3), "to_continue": todo}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rollouts", type=int, default=10_000)
+    parser.add_argument("--size-mb", type=int, default=5)
+    args = parser.parse_args()
+    print(json.dumps(run(args.rollouts, args.size_mb), indent=2))
 
 
 if __name__ == "__main__":

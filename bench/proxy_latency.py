@@ -1,54 +1,40 @@
-"""Per-request latency of the replay proxy, divergence check on.
+"""Per-request latency of replay proxies, side by side: ours and, when available, benchflow's.
 
-A synthetic recording of N exchanges whose request bodies grow linearly from
-2 KB to MAX KB (an agent's context growing) is served to one client that sends
-the matching requests over one keep-alive connection, JSON and then SSE.
+A synthetic recording of N exchanges whose request bodies grow linearly from 2 KB
+to MAX KB (an agent's context growing) is served by each proxy in its own
+process (bench/serve.py) and driven by one client here, over one keep-alive
+connection, JSON and then SSE. Our proxy runs with its full divergence checking.
 
-    .venv/bin/python bench/proxy_latency.py [--exchanges 200] [--max-kb 200]
+    .venv/bin/python bench/proxy_latency.py [--exchanges 500] [--max-kb 400] [--benchflow-python PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 
-from benchflow_continue.proxy import ReplayProxy
-from benchflow_continue.replay import Router
-from benchflow_continue.runfolder import parse_trajectory
+HERE = Path(__file__).resolve().parent
 
 
 def recording(n: int, max_kb: int) -> bytes:
     lines = []
-    messages: list[dict] = [{"role": "system", "content": "s" * 1500}, {"role": "user", "content": "task"}]
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "s" * 1500}, {"role": "user", "content": "task"}]
     step = max(1, (max_kb * 1024 - 2048) // max(1, n - 1) // 2)
     for i in range(n):
-        body = {
-            "model": "m",
-            "messages": list(messages),
-            "tools": [{"type": "function", "function": {"name": "terminal"}}],
-        }
-        call = {
-            "id": f"call_{i}",
-            "type": "function",
-            "function": {"name": "terminal", "arguments": json.dumps({"command": f"echo {i}"})},
-        }
+        body = {"model": "m", "messages": list(messages), "tools": [{"type": "function", "function": {"name": "terminal"}}]}
+        call = {"id": f"call_{i}", "type": "function", "function": {"name": "terminal", "arguments": json.dumps({"command": f"echo {i}"})}}
         answer = {
-            "id": f"r{i}",
-            "object": "chat.completion",
-            "created": 0,
-            "model": "m",
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "tool_calls",
-                    "message": {"role": "assistant", "content": "ok", "tool_calls": [call]},
-                }
-            ],
+            "id": f"r{i}", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "ok", "tool_calls": [call]}}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
         }
         lines.append(json.dumps({"request": {"body": body}, "response": {"status_code": 200, "body": answer}}))
@@ -59,41 +45,56 @@ def recording(n: int, max_kb: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-async def drive(data: bytes, stream: bool) -> list[float]:
-    exchanges, _ = parse_trajectory(None, data)  # type: ignore[arg-type]
-    proxy = ReplayProxy(Router(exchanges), None, key="k", model_alias="openai/m")
-    url = await proxy.start()
-    bodies = [json.dumps({**e.request_body, "stream": stream}).encode() for e in exchanges]
-    latencies = []
+def drive(python: str, which: str, path: Path, bodies: list[bytes]) -> list[float]:
+    server = subprocess.Popen([python, str(HERE / "serve.py"), which, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        async with httpx.AsyncClient(
-            base_url=url, headers={"Authorization": "Bearer k", "Content-Type": "application/json"}
-        ) as client:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        latencies = []
+        with httpx.Client(base_url=url, headers={"Authorization": "Bearer k", "Content-Type": "application/json"}, timeout=60) as client:
             for body in bodies:
-                t = time.perf_counter()
-                r = await client.post("/v1/chat/completions", content=body)
-                r.read()
-                latencies.append((time.perf_counter() - t) * 1000)
-                assert r.status_code == 200
+                started = time.perf_counter()
+                answer = client.post("/v1/chat/completions", content=body)
+                answer.read()
+                latencies.append((time.perf_counter() - started) * 1000)
+                assert answer.status_code == 200, answer.text[:200]
+        return latencies
     finally:
-        await proxy.stop()
-    assert not proxy.router.divergences
-    return latencies
+        server.communicate("", timeout=30)
+
+
+def figures(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": round(statistics.median(ordered), 3),
+        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 3),
+        "total_s": round(sum(ordered) / 1000, 3),
+    }
+
+
+def run(exchanges: int, max_kb: int, benchflow_python: str | None) -> dict[str, Any]:
+    data = recording(exchanges, max_kb)
+    results: dict[str, Any] = {"exchanges": exchanges, "max_request_kb": max_kb, "recording_mb": round(len(data) / 1e6, 1)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "llm_trajectory.jsonl"
+        path.write_bytes(data)
+        rows = [json.loads(line)["request"]["body"] for line in data.splitlines()]
+        for mode in ("json", "sse"):
+            bodies = [json.dumps({**row, "stream": mode == "sse"}).encode() for row in rows]
+            results[f"ours_{mode}"] = figures(drive(sys.executable, "ours", path, bodies))
+            if benchflow_python:
+                results[f"benchflow_{mode}"] = figures(drive(benchflow_python, "benchflow", path, bodies))
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--exchanges", type=int, default=200)
-    parser.add_argument("--max-kb", type=int, default=200)
+    parser.add_argument("--exchanges", type=int, default=500)
+    parser.add_argument("--max-kb", type=int, default=400)
+    parser.add_argument("--benchflow-python", help="a Python with benchflow installed, for the side-by-side")
     args = parser.parse_args()
-    data = recording(args.exchanges, args.max_kb)
-    print(f"{args.exchanges} exchanges, request bodies 2 KB .. {args.max_kb} KB, recording {len(data) / 1e6:.1f} MB")
-    for stream in (False, True):
-        lat = sorted(asyncio.run(drive(data, stream)))
-        p50, p99 = statistics.median(lat), lat[int(0.99 * (len(lat) - 1))]
-        print(
-            f"{'sse ' if stream else 'json'}: p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {lat[-1]:.2f} ms  total {sum(lat) / 1000:.2f} s"
-        )
+    results = run(args.exchanges, args.max_kb, args.benchflow_python)
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""Run every benchmark once, print a table, write bench/results/latest.json.
+
+    bench/run.sh      # sets up benchflow's own environment for the side-by-side, then runs this
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import discovery  # noqa: E402
+import proxy_latency  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--benchflow-python")
+    args = parser.parse_args()
+    proxy = proxy_latency.run(500, 400, args.benchflow_python)
+    found = discovery.run(10_000, 5)
+    results = {
+        "taken_at": datetime.now().isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "proxy": proxy,
+        "discovery": found,
+    }
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"replay proxy, {proxy['exchanges']} exchanges, requests 2 KB .. {proxy['max_request_kb']} KB, divergence checking on")
+    print(f"{'':24}{'p50 ms':>10}{'p99 ms':>10}{'total s':>10}")
+    for mode in ("json", "sse"):
+        for who in ("ours", "benchflow"):
+            row = proxy.get(f"{who}_{mode}")
+            if row:
+                print(f"{who + ' ' + mode:24}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['total_s']:>10.2f}")
+        if f"benchflow_{mode}" in proxy:
+            ours, theirs = proxy[f"ours_{mode}"], proxy[f"benchflow_{mode}"]
+            print(f"{'  benchflow / ours':24}{theirs['p50_ms'] / ours['p50_ms']:>10.2f}{theirs['p99_ms'] / ours['p99_ms']:>10.2f}{theirs['total_s'] / ours['total_s']:>10.2f}")
+    if not args.benchflow_python:
+        print("(benchflow's proxy could not be installed here: our figures alone)")
+    print(f"batch discovery: {found['rollouts']} rollouts with {found['trajectory_mb']} MB sparse trajectories in {found['discovery_s']:.2f} s")
+    print(f"wrote {HERE / 'results' / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
