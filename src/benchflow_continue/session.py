@@ -335,6 +335,12 @@ async def execute(
     return summary
 
 
+def _tool_calls(body: dict[str, Any]) -> int:
+    choices = body.get("choices") if isinstance(body.get("choices"), list) else []
+    messages = [c.get("message") for c in choices if isinstance(c, dict) and isinstance(c.get("message"), dict)]
+    return sum(len(m["tool_calls"]) for m in messages if isinstance(m.get("tool_calls"), list))
+
+
 def _priced_model(body: dict[str, Any], metadata: dict[str, Any] | None) -> str | None:
     """The provider's model name of a call, for its price."""
     metadata = metadata or {}
@@ -425,6 +431,9 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
         "model": plan.live_model or run.model,
         "rewards": rec.rewards,
         "n_prompts": len(plan.prompts),
+        # of the stitched run (the source's own count would be stale)
+        "n_tool_calls": sum(_tool_calls(e.response_body) for e in prefix)
+        + sum(_tool_calls(x["response"]["body"]) for x in live),
         # the whole continuous run, with the recorded prefix and this live leg apart:
         # adding the source's figures to these would count the prefix twice
         "agent_result": {

@@ -48,6 +48,7 @@ def test_full_continuation_reaches_the_finish_and_passes(tmp_path: Path, scripte
     result = json.loads((out / "result.json").read_text())
     assert result["rewards"] == {"reward": 1.0} and result["error"] is None
     assert result["continuation"]["workspace_digest_at_cut"] == recorded_end_digest()
+    assert result["n_tool_calls"] == 6  # three replayed, three live (the last one is finish)
 
     recorded = (RUN / "trajectory" / "llm_trajectory.jsonl").read_bytes().splitlines()
     stitched = (out / "trajectory" / "llm_trajectory.jsonl").read_bytes().splitlines()
