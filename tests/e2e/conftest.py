@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,6 +46,33 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> 
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def spawn(*args: str, env: dict[str, str] | None = None, stdout: bool = False) -> subprocess.Popen[str]:
+    """The command in the background, its progress readable on stderr (and the outcome on stdout)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "benchflow_continue", *args],
+        stdout=subprocess.PIPE if stdout else None,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for(proc: subprocess.Popen[str], text: str) -> None:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if text in line:
+            return
+    raise AssertionError(f"never printed {text!r}")
+
+
+def assert_nothing_left(proc: subprocess.Popen[str], output: Path) -> None:
+    """No output folder (not even a .partial one), no bwrap or agent process, no sandbox folder."""
+    assert list(output.iterdir()) == []
+    mine = f"bfc-sandbox-{proc.pid}-"  # the sandbox folders this continuation made carry its pid
+    assert subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True).stdout == ""
+    assert not list(Path(tempfile.gettempdir()).glob(mine + "*"))
 
 
 def continue_live(source: Path, out: Path, url: str, *extra: str, env: dict[str, str] | None = None) -> dict:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from ..conftest import tree_digest
-from .conftest import RUN, TASKS, cli, continue_live
+from .conftest import RUN, TASKS, assert_nothing_left, cli, continue_live, spawn, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -79,31 +77,12 @@ def test_full_continuation_reaches_the_finish_and_passes(tmp_path: Path, scripte
 
 
 def test_interrupt_during_replay_leaves_nothing_behind(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchflow_continue",
-            str(RUN),
-            "--tasks-dir",
-            str(TASKS),
-            "--replay-only",
-            "--output",
-            str(tmp_path),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
-    _wait_for(proc, "replaying")
+    proc = spawn(str(RUN), "--tasks-dir", str(TASKS), "--replay-only", "--output", str(tmp_path))
+    wait_for(proc, "replaying")
     time.sleep(3)  # the agent is booting or replaying inside the sandbox
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
-    assert list(tmp_path.iterdir()) == []  # no output folder, no half-written .partial folder
-    mine = f"bfc-sandbox-{proc.pid}-"  # the sandbox folders this continuation made
-    leftovers = subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True)
-    assert leftovers.stdout == ""  # no bwrap, no agent
-    assert not list(Path(tempfile.gettempdir()).glob(mine + "*"))
+    assert_nothing_left(proc, tmp_path)
 
 
 def test_nondeterministic_command_is_observation_drift_and_workspace_still_rebuilt(tmp_path: Path) -> None:
@@ -165,62 +144,28 @@ def test_batch_over_real_runs_then_nothing_to_do(tmp_path: Path) -> None:
     assert summary["already_done"] == 3 and summary["continued_now"] == 0
 
 
-def _wait_for(proc: subprocess.Popen[str], text: str) -> None:
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if text in line:
-            return
-    raise AssertionError(f"never printed {text!r}")
-
-
 def test_sigterm_during_the_live_leg_leaves_nothing_behind(tmp_path: Path, scripted_models) -> None:
     url = scripted_models("--hold-turn", "3")  # the live model never answers: the run sits in its live leg
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchflow_continue",
-            str(RUN),
-            "--tasks-dir",
-            str(TASKS),
-            "--model",
-            "openai/scripted",
-            "--output",
-            str(tmp_path),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OPENAI_BASE_URL": url},
+    proc = spawn(
+        str(RUN),
+        "--tasks-dir",
+        str(TASKS),
+        "--model",
+        "openai/scripted",
+        "--output",
+        str(tmp_path),
+        env={"OPENAI_BASE_URL": url},
     )
-    _wait_for(proc, "cut-point after 3")
+    wait_for(proc, "cut-point after 3")
     time.sleep(1)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 130
-    assert list(tmp_path.iterdir()) == []
-    mine = f"bfc-sandbox-{proc.pid}-"
-    assert subprocess.run(["pgrep", "-f", mine], capture_output=True, text=True).stdout == ""
-    assert not list(Path(tempfile.gettempdir()).glob(mine + "*"))
+    assert_nothing_left(proc, tmp_path)
 
 
 def test_an_agent_crash_mid_replay_is_reported_with_its_log(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchflow_continue",
-            str(RUN),
-            "--tasks-dir",
-            str(TASKS),
-            "--replay-only",
-            "--output",
-            str(tmp_path),
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _wait_for(proc, "replaying")
+    proc = spawn(str(RUN), "--tasks-dir", str(TASKS), "--replay-only", "--output", str(tmp_path), "--json", stdout=True)
+    wait_for(proc, "replaying")
     mine = f"bfc-sandbox-{proc.pid}-"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the agent inside this continuation's sandbox, once it is up
