@@ -213,7 +213,9 @@ def _check_types(path: Path, data: dict[str, Any], types: dict[str, tuple[type, 
             )
         if isinstance(value, float) and value != value:
             raise RunFolderError(path, f"'{key}' is NaN")
-    timing = data.get("timing") or {}
+    # nested fields are read only where the table above made them objects (timing in result.json,
+    # source in config.json); in the other file they are not read at all
+    timing = data.get("timing") if "timing" in types and isinstance(data.get("timing"), dict) else {}
     for key, value in timing.items():
         if (
             value is not None
@@ -221,7 +223,8 @@ def _check_types(path: Path, data: dict[str, Any], types: dict[str, tuple[type, 
             and (not isinstance(value, (int, float)) or isinstance(value, bool))
         ):
             raise RunFolderError(path, f"timing.{key} must be a number of seconds, found {json.dumps(value)[:60]}")
-    chain = (data.get("source") or {}).get("continuation_chain")
+    source = data.get("source") if "source" in types and isinstance(data.get("source"), dict) else {}
+    chain = source.get("continuation_chain")
     if chain is not None and not (isinstance(chain, list) and all(isinstance(x, dict) for x in chain)):
         raise RunFolderError(path, "source.continuation_chain must be a list of objects")
 

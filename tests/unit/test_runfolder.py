@@ -160,3 +160,12 @@ def test_missing_trajectory_and_not_a_folder(rollout: Path, tmp_path: Path) -> N
         load_run_folder(a_file)
     with pytest.raises(RunFolderError, match="no such folder"):
         load_run_folder(tmp_path / "nope")
+
+
+def test_fields_of_the_other_file_are_not_read(rollout: Path) -> None:
+    """Found by the fuzz test: 'timing' in config.json and 'source' in result.json of any shape."""
+    config = json.loads((rollout / "config.json").read_text())
+    (rollout / "config.json").write_text(json.dumps({**config, "timing": "x"}))
+    result = json.loads((rollout / "result.json").read_text())
+    (rollout / "result.json").write_text(json.dumps({**result, "source": "x"}))
+    assert load_run_folder(rollout).task_name == "notes-summary"
