@@ -28,9 +28,8 @@ from .output import OutputPaths, output_name, redactor, stitch, write_json
 from .proxy import ReplayProxy
 from .replay import POLICIES, Router
 from .runfolder import RunFolder, check_continuable, load_run_folder
-from .sandbox import resolve_backend
+from .sandbox import Sandbox, check_backend, make_sandbox, resolve_backend
 from .sandbox.base import workspace_digest
-from .sandbox.local import LocalSandbox
 from .task import Task, load_task, resolve_task_dir
 from .verify import run_verifier
 
@@ -105,7 +104,7 @@ def prepare(options: ContinueOptions) -> Plan:
     task_dir = resolve_task_dir(run.task_name, options.tasks_dir, run.config.get("task_path"))
     task = load_task(task_dir)
     backend = resolve_backend(options.sandbox, run.config.get("environment"))
-    LocalSandbox(task)  # refuses a Dockerfile the local backend cannot honour, before anything boots
+    check_backend(backend, task)  # e.g. a Dockerfile the local backend cannot honour: before anything boots
     live_model = None if options.replay_only else (options.model or run.model)
     if not options.replay_only and not live_model:
         raise InputError(f"{run.path / 'config.json'}: no model recorded; pass --model for the live continuation")
@@ -210,6 +209,7 @@ class _Record:
     clock: _Clock = field(default_factory=_Clock)
     started_at: datetime = field(default_factory=datetime.now)
     proxy: ReplayProxy | None = None
+    sandbox: Sandbox | None = None
     outcome: AgentOutcome | None = None
     agent_version: str | None = None
     digest_cut: str | None = None
@@ -234,7 +234,7 @@ async def execute(
     rec = _Record(plan.router())
     clock, router = rec.clock, rec.router
     live = LiveModel(plan.live_model) if plan.live_model else None
-    sandbox: LocalSandbox | None = None
+    sandbox: Sandbox | None = None
     report = progress
 
     last_activity = [time.monotonic()]  # an LLM request or an ACP update: the agent is not idle
@@ -257,7 +257,14 @@ async def execute(
             await asyncio.to_thread(live.prepare)
         progress("phase", {"phase": "booting sandbox"})
         clock.mark("boot")
-        sandbox = LocalSandbox(task, setup.mounts)
+        recorded_user = run.config.get("sandbox_user")
+        sandbox = rec.sandbox = make_sandbox(
+            plan.backend,
+            task,
+            setup.mounts,
+            user=recorded_user if isinstance(recorded_user, str) and recorded_user else None,
+            log=lambda message: progress("log", {"message": message}),
+        )
         await sandbox.start()
         clock.mark("booted")
 
@@ -498,7 +505,7 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
             "task_path": config.get("task_path") or run.task_name,
             "model": plan.live_model or run.model,
             "environment": plan.backend,
-            "sandbox_user": "root",
+            "sandbox_user": rec.sandbox.user if rec.sandbox else config.get("sandbox_user"),
             "timeout_sec": plan.timeout,
             "started_at": rec.started_at.isoformat(sep=" "),
             "source": source,
@@ -507,7 +514,7 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
                 "sandbox": plan.backend,
                 "agent": f"openhands {rec.agent_version}" if rec.agent_version else "openhands",
                 # OpenHands picks tmux when it can see it, and tmux returns empty output for slow commands
-                "terminal": "subprocess (tmux hidden in the sandbox)",
+                "terminal": rec.sandbox.terminal if rec.sandbox else None,
             },
         }
     )

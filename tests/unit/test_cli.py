@@ -86,10 +86,10 @@ CASES = [
         id="require-timeout",
     ),
     pytest.param(
-        lambda r, t: edit_json(r / "config.json", environment="docker"),
+        lambda r, t: edit_json(r / "config.json", environment="modal"),
         [],
-        "pass --sandbox local",
-        id="recorded-docker",
+        "pass --sandbox with one of: local, docker, podman",
+        id="recorded-unknown-environment",
     ),
     pytest.param(lambda r, t: None, ["--sandbox", "k8s"], "unknown backend", id="unknown-sandbox"),
     pytest.param(lambda r, t: None, ["--timeout", "-5"], "must be a positive", id="negative-timeout"),

@@ -196,7 +196,7 @@ async def run_openhands(
     seed = stderr_path.parent / ".agent_settings.json"
     seed.write_text(json.dumps(settings))
     try:
-        await sandbox.upload(seed, "/root/.openhands/agent_settings.json")
+        await sandbox.upload(seed, f"{sandbox.home}/.openhands/agent_settings.json")
     finally:
         seed.unlink()
     argv, environment = sandbox.command([install.binary, "acp", "--always-approve", "--override-with-envs"], env)
@@ -229,9 +229,9 @@ async def run_openhands(
                 for task in (work, stop, exited):
                     task.cancel()
                 await asyncio.gather(work, stop, exited, return_exceptions=True)
-                # killing bwrap ends everything in its PID namespace
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
+                await sandbox.end_commands()  # a container's processes outlive the engine's client
     return outcome
 
 

@@ -2,30 +2,70 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ..errors import InputError
+from ..task import Task
 from .base import ExecResult, Mount, Sandbox
 
-__all__ = ["BACKENDS", "ExecResult", "Mount", "Sandbox", "resolve_backend"]
+__all__ = ["BACKENDS", "ExecResult", "Mount", "Sandbox", "check_backend", "make_sandbox", "resolve_backend"]
 
 #: names a user can pass to --sandbox, and what each needs
-BACKENDS = {"local": "bubblewrap (bwrap) on this machine"}
-
-#: benchflow's recorded environment names that a local backend can stand in for: none,
-#: a recorded container run is continued on a container backend (or --sandbox local)
-_RECORDED = {"local": "local"}
+BACKENDS = {
+    "local": "bubblewrap (bwrap) on this machine",
+    "docker": "a container from the task's image, with the Docker engine",
+    "podman": "a container from the task's image, with Podman",
+}
+CONTAINER_ENGINES = ("docker", "podman")
+SETUP_HINT = "run scripts/setup-container-engine.sh, or pass --sandbox local to use a bubblewrap sandbox"
 
 
 def resolve_backend(requested: str | None, recorded: str | None) -> str:
-    """The backend name to use, from --sandbox or else the recorded environment."""
-    from ..errors import InputError
+    """The backend name to use, from --sandbox or else the recorded environment.
+
+    A recorded ``docker`` run is continued in a container of whichever engine answers."""
+    from .container import engine_answers
 
     if requested:
         if requested not in BACKENDS:
             raise InputError(f"--sandbox {requested}: unknown backend; choose one of: {', '.join(BACKENDS)}")
+        if requested in CONTAINER_ENGINES and not engine_answers(requested):
+            raise InputError(
+                f"--sandbox {requested}: {requested} is not installed or its engine does not answer; {SETUP_HINT}"
+            )
         return requested
-    name = _RECORDED.get(recorded or "")
-    if name is None:
+    if recorded in (None, "", "local"):
+        return "local"
+    if recorded in CONTAINER_ENGINES:
+        for engine in (recorded, *CONTAINER_ENGINES):
+            if engine_answers(engine):
+                return engine
         raise InputError(
-            f"the run was recorded on environment {recorded!r}, which has no backend here yet; "
-            "pass --sandbox local to continue it in a bubblewrap sandbox on this machine"
+            f"the run was recorded in a {recorded} container and no container engine answers here; {SETUP_HINT}"
         )
-    return name
+    raise InputError(
+        f"the run was recorded on environment {recorded!r}, which has no backend here; "
+        f"pass --sandbox with one of: {', '.join(BACKENDS)}"
+    )
+
+
+def check_backend(backend: str, task: Task) -> None:
+    """Refuse, before anything boots, a task the backend cannot run."""
+    make_sandbox(backend, task)
+
+
+def make_sandbox(
+    backend: str,
+    task: Task,
+    mounts: list[Mount] | None = None,
+    *,
+    user: str | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> Sandbox:
+    if backend == "local":
+        from .local import LocalSandbox
+
+        return LocalSandbox(task, mounts)
+    from .container import ContainerSandbox
+
+    return ContainerSandbox(task, mounts, engine=backend, user=user, log=log)

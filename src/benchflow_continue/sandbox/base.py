@@ -32,6 +32,9 @@ class Sandbox(Protocol):
     name: str
     workdir: str  # the task's working directory inside the sandbox
     env: dict[str, str]  # the image's environment (Dockerfile ENV)
+    user: str  # who the agent runs as
+    home: str  # that user's home folder
+    terminal: str  # which terminal OpenHands gets (it uses tmux when it can see it)
 
     async def start(self) -> None: ...
 
@@ -45,6 +48,10 @@ class Sandbox(Protocol):
     async def exec(
         self, argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None
     ) -> ExecResult: ...
+
+    async def end_commands(self) -> None:
+        """End whatever a ``command()`` started that is still running, however deep."""
+        ...
 
     async def upload(self, source: Path, target: str) -> None: ...
 

@@ -110,6 +110,9 @@ def check_local_compatible(task: Task) -> list[tuple[Path, str]]:
 
 class LocalSandbox:
     name = "local"
+    user = "root"  # the recorded sandbox_user is not honoured here
+    home = "/root"
+    terminal = "subprocess (tmux hidden in the sandbox)"
 
     def __init__(self, task: Task, mounts: list[Mount] | None = None) -> None:
         check_local_compatible(task)
@@ -220,6 +223,9 @@ class LocalSandbox:
         finally:
             self._procs.discard(proc)
         return ExecResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    async def end_commands(self) -> None:
+        pass  # killing bwrap ends everything in its PID namespace
 
     async def upload(self, source: Path, target: str) -> None:
         _copy_in(source, self.host_path(target))

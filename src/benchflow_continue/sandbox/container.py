@@ -1,0 +1,438 @@
+"""The ``docker`` and ``podman`` backends: a fresh container from the task's own image.
+
+One implementation over the engine's command line; the two engines take the same
+commands. The task image is built from ``environment/`` (or is the ``docker_image``
+task.toml names) and tagged by a hash of that folder, so a second continuation of a
+task reuses it. The agent's install is copied into a layer on top, tagged by both,
+so it is paid once per task image, not per run. Containers share the host's network:
+the agent reaches the replay proxy on the host loopback, which is never opened wider.
+Every container carries a label with the owning process, so clean-up can find them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import SandboxError, TaskError, UnsupportedTask
+from ..task import Task
+from .base import ExecResult, Mount
+from .local import kill_group
+
+__all__ = ["ContainerSandbox", "ENGINES", "LABEL", "engine_answers", "leftover_containers", "task_image_tag"]
+
+ENGINES = ("docker", "podman")
+#: set on every container this tool starts; its value is the owning process id
+LABEL = "io.benchflow-continue.pid"
+#: marks the processes a command started, so they can all be ended, however deep
+MARKER = "BENCHFLOW_CONTINUE_EXEC"
+BUILD_TIMEOUT = 3600.0
+
+
+def engine_answers(engine: str) -> bool:
+    """The engine's binary is installed and its engine (daemon or library) works."""
+    if shutil.which(engine) is None:
+        return False
+    try:
+        done = subprocess.run([engine, "info"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def leftover_containers(engine: str, pid: int | None = None) -> list[str]:
+    """Ids of the containers this tool started (those of process ``pid`` only, if given)."""
+    label = f"{LABEL}={pid}" if pid is not None else LABEL
+    done = subprocess.run(
+        [engine, "ps", "-a", "-q", "--filter", f"label={label}"], capture_output=True, text=True, timeout=60
+    )
+    return done.stdout.split() if done.returncode == 0 else []
+
+
+def _context_hash(folder: Path) -> str:
+    """A hash of every file in the build context: path, mode and content."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if not p.is_dir()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        digest.update(oct(path.lstat().st_mode).encode() + b"\0")
+        digest.update(os.readlink(path).encode() if path.is_symlink() else path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name.lower()).strip("-.") or "task"
+
+
+def task_image_tag(task: Task) -> str:
+    return f"localhost/benchflow-continue/{_slug(task.name)}:{_context_hash(task.environment_dir)}"
+
+
+def _resources(task: Task) -> list[str]:
+    """--cpus and --memory from task.toml's [environment]."""
+    table = task.config.get("environment", {})
+    args: list[str] = []
+    cpus = table.get("cpus")
+    if cpus is not None:
+        if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
+            raise TaskError(f"{task.path / 'task.toml'}: [environment] cpus must be a positive number, found {cpus!r}")
+        args += ["--cpus", f"{min(float(cpus), float(os.cpu_count() or 1)):g}"]
+    memory = table.get("memory_mb")
+    if memory is not None:
+        if isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0:
+            raise TaskError(f"{task.path / 'task.toml'}: [environment] memory_mb must be a positive integer")
+        args += ["--memory", f"{memory}m"]
+    elif isinstance(table.get("memory"), str):
+        args += ["--memory", table["memory"]]
+    return args
+
+
+class ContainerSandbox:
+    def __init__(
+        self,
+        task: Task,
+        mounts: list[Mount] | None = None,
+        *,
+        engine: str,
+        user: str | None = None,
+        log: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        if engine not in ENGINES:
+            raise SandboxError(f"unknown container engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self.name = engine
+        self.engine = engine
+        self.task = task
+        self.mounts = mounts or []
+        self.requested_user = user
+        self.log = log  # image builds take minutes: say what is going on
+        self.user = user or "root"
+        self.workdir = task.dockerfile.workdir
+        self.home = "/root"
+        self.terminal = "unknown until started"
+        self.env = dict(task.dockerfile.env)
+        self.container: str | None = None
+        self.image: str | None = None
+        self._procs: set[asyncio.subprocess.Process] = set()
+        self.resources = _resources(task)  # a bad task.toml is refused before anything builds
+        named = task.config.get("environment", {}).get("docker_image")
+        if not (isinstance(named, str) and named) and not (task.environment_dir / "Dockerfile").is_file():
+            raise UnsupportedTask(
+                f"{task.path}: no environment/Dockerfile and no [environment] docker_image in task.toml; "
+                "a container needs one of them"
+            )
+
+    # --- the engine's command line --------------------------------------------------------------
+
+    async def _engine(self, *args: str, timeout: float = 300, stdin: bytes | None = None) -> ExecResult:
+        proc = await asyncio.create_subprocess_exec(
+            self.engine,
+            *args,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._procs.add(proc)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        except TimeoutError:
+            kill_group(proc)
+            out, err = await proc.communicate()
+            return ExecResult(-1, out.decode(errors="replace"), err.decode(errors="replace"), timed_out=True)
+        finally:
+            self._procs.discard(proc)
+        return ExecResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    async def _must(self, what: str, *args: str, timeout: float = 300) -> str:
+        result = await self._engine(*args, timeout=timeout)
+        if result.returncode != 0:
+            message = (result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}").splitlines()
+            raise SandboxError(f"{what} failed ({self.engine} {args[0]}): {' | '.join(message[-4:])}")
+        return result.stdout.strip()
+
+    async def _image_exists(self, tag: str) -> bool:
+        return (await self._engine("image", "inspect", "--format", "{{.Id}}", tag, timeout=60)).returncode == 0
+
+    # --- images -----------------------------------------------------------------------------------
+
+    async def _task_image(self) -> str:
+        named = self.task.config.get("environment", {}).get("docker_image")
+        if isinstance(named, str) and named:
+            if not await self._image_exists(named):
+                self.log(f"pulling {named}")
+                await self._must(f"pulling {named} (task.toml docker_image)", "pull", named, timeout=BUILD_TIMEOUT)
+            return named
+        dockerfile = self.task.environment_dir / "Dockerfile"
+        if not dockerfile.is_file():
+            raise SandboxError(f"{dockerfile}: no Dockerfile and no [environment] docker_image in task.toml")
+        tag = task_image_tag(self.task)
+        if not await self._image_exists(tag):
+            self.log(f"building {tag} from {dockerfile}")
+            await self._must(
+                f"building the task image from {dockerfile}",
+                "build",
+                "--network=host",
+                "-t",
+                tag,
+                "-f",
+                str(dockerfile),
+                str(self.task.environment_dir),
+                timeout=BUILD_TIMEOUT,
+            )
+        return tag
+
+    async def _agent_image(self, base: str) -> str:
+        """The task image with the agent's install at the paths it has on the host."""
+        if not self.mounts:
+            return base
+        base_id = await self._must("reading the task image", "image", "inspect", "--format", "{{.Id}}", base)
+        marks = [str(m.path) + ":" + _install_stamp(m.path) for m in self.mounts]
+        digest = hashlib.sha256("\n".join([base_id, *marks]).encode()).hexdigest()[:16]
+        tag = f"localhost/benchflow-continue/agent:{digest}"
+        if await self._image_exists(tag):
+            return tag
+        self.log(f"adding the agent's install to {base} as {tag} (once per task image)")
+        staging = f"bfc-layer-{os.getpid()}-{secrets.token_hex(4)}"
+        await self._must(
+            "creating the agent layer", "create", "--label", f"{LABEL}={os.getpid()}", "--name", staging, base
+        )
+        try:
+            # a tar stream unpacked by the engine at /: the folders keep their host paths
+            await asyncio.to_thread(_stream_install, self.engine, staging, [m.path for m in self.mounts])
+            await self._must("committing the agent layer", "commit", staging, tag, timeout=BUILD_TIMEOUT)
+        finally:
+            await self._engine(*_remove(self.engine), staging)
+        return tag
+
+    # --- the protocol -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if shutil.which(self.engine) is None:
+            raise SandboxError(
+                f"{self.engine} not found; run scripts/setup-container-engine.sh or pass --sandbox local"
+            )
+        await asyncio.to_thread(remove_orphans, self.engine)
+        base = await self._task_image()
+        self.image = await self._agent_image(base)
+        config = await self._must(
+            "reading the image",
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.WorkingDir}}\n{{.Config.User}}\n{{range .Config.Env}}{{println .}}{{end}}",
+            self.image,
+        )
+        workdir, image_user, *env = config.split("\n")
+        self.workdir = workdir.strip() or self.workdir
+        self.env = dict(line.split("=", 1) for line in env if "=" in line)
+        self.user = self.requested_user or image_user.strip() or "root"
+        name = f"bfc-{os.getpid()}-{secrets.token_hex(4)}"
+        self.container = name  # set before the run: stop() must remove it even if start fails
+        await self._must(
+            "starting the container",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            f"{LABEL}={os.getpid()}",
+            "--network=host",
+            *self.resources,
+            "--user",
+            "root",
+            "--workdir",
+            self.workdir,
+            "--entrypoint",
+            "sleep",
+            self.image,
+            "infinity",
+        )
+        await self._prepare_user()
+
+    async def _prepare_user(self) -> None:
+        """The sandbox user (created if the image lacks it), its home, and the folders it works in."""
+        folders = " ".join(
+            shlex.quote(p) for p in (self.workdir, "/logs/agent", "/logs/verifier", "/logs/artifacts", "/tests")
+        )
+        script = f"mkdir -p {folders}"
+        if self.user not in ("root", "0"):
+            user = shlex.quote(self.user)
+            script += (
+                f" && (id -u {user} >/dev/null 2>&1 || useradd -m -s /bin/bash {user} 2>/dev/null"
+                f" || adduser -D {user})"
+                f" && chown -R {user} {shlex.quote(self.workdir)} /logs/agent"
+            )
+            # the install lives at its host path; the user must be able to reach it
+            for mount in self.mounts:
+                for parent in reversed(mount.path.parents):
+                    if str(parent) != "/":
+                        script += f" && chmod o+x {shlex.quote(str(parent))}"
+        result = await self.exec(["sh", "-c", script], timeout=120)
+        if result.returncode != 0:
+            raise SandboxError(f"preparing user {self.user} in the container: {result.stderr.strip()[-300:]}")
+        home = await self.exec(["sh", "-c", f"getent passwd {shlex.quote(self.user)} | cut -d: -f6"], timeout=60)
+        self.home = home.stdout.strip() or ("/root" if self.user in ("root", "0") else f"/home/{self.user}")
+        tmux = await self.exec(["sh", "-c", "command -v tmux"], timeout=60)
+        self.terminal = "tmux (the image has it)" if tmux.returncode == 0 else "subprocess (the image has no tmux)"
+
+    def _exec_args(self, env: dict[str, str], cwd: str | None, user: str, interactive: bool) -> list[str]:
+        assert self.container is not None, "sandbox not started"
+        # "-e NAME" with no value: the engine reads the value from its own environment,
+        # so nothing secret is on a command line
+        names = [arg for key in env for arg in ("-e", key)]
+        return [
+            self.engine,
+            "exec",
+            *(["-i"] if interactive else []),
+            "--user",
+            user,
+            "--workdir",
+            cwd or self.workdir,
+            *names,
+            self.container,
+        ]
+
+    def command(self, argv: list[str], env: dict[str, str], cwd: str | None = None) -> tuple[list[str], dict[str, str]]:
+        inner = {"HOME": self.home, **env, MARKER: "agent"}
+        return self._exec_args(inner, cwd, self.user, True) + argv, {**os.environ, **inner}
+
+    async def exec(
+        self, argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None
+    ) -> ExecResult:
+        token = secrets.token_hex(6)
+        inner = {**(env or {}), MARKER: token}
+        proc = await asyncio.create_subprocess_exec(
+            *self._exec_args(inner, None, "root", False),
+            *argv,
+            env={**os.environ, **inner},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._procs.add(proc)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            await self._kill_marked(token)  # the client going does not end what it started inside
+            kill_group(proc)
+            out, err = await proc.communicate()
+            return ExecResult(-1, out.decode(errors="replace"), err.decode(errors="replace"), timed_out=True)
+        finally:
+            self._procs.discard(proc)
+        return ExecResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    async def _kill_marked(self, token: str) -> None:
+        """End every process in the container whose environment carries ``token``."""
+        if self.container is None:
+            return
+        script = (
+            f'for p in /proc/[0-9]*; do [ "${{p#/proc/}}" = "$$" ] && continue; '
+            f'tr "\\0" "\\n" < "$p/environ" 2>/dev/null | grep -qx "{MARKER}={token}" && kill -9 "${{p#/proc/}}"; '
+            "done; true"
+        )
+        await self._engine("exec", "--user", "root", self.container, "sh", "-c", script, timeout=60)
+
+    async def end_commands(self) -> None:
+        await self._kill_marked("agent")
+
+    async def upload(self, source: Path, target: str) -> None:
+        assert self.container is not None, "sandbox not started"
+        parent = target if source.is_dir() else target.rsplit("/", 1)[0] or "/"
+        await self.exec(["mkdir", "-p", parent], timeout=60)
+        await self._must(
+            f"copying {source} into the container",
+            "cp",
+            f"{source}/." if source.is_dir() else str(source),
+            f"{self.container}:{target}",
+        )
+        if self.user not in ("root", "0") and (target.startswith(self.home + "/") or target == self.home):
+            await self.exec(["chown", "-R", self.user, target], timeout=60)
+
+    async def download(self, source: str, target: Path) -> None:
+        assert self.container is not None, "sandbox not started"
+        kind = await self.exec(
+            ["sh", "-c", 'if [ -d "$1" ]; then echo dir; elif [ -f "$1" ]; then echo file; fi', "kind", source],
+            timeout=60,
+        )
+        what = kind.stdout.strip()
+        if what == "dir":
+            target.mkdir(parents=True, exist_ok=True)
+            await self._must(
+                f"copying {source} out of the container", "cp", f"{self.container}:{source}/.", str(target)
+            )
+            # a link made in the sandbox would point at the host's file of that name: never keep it
+            for link in [p for p in target.rglob("*") if p.is_symlink()]:
+                link.unlink()
+        elif what == "file":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            await self._must(f"copying {source} out of the container", "cp", f"{self.container}:{source}", str(target))
+
+    async def stop(self) -> None:
+        for proc in list(self._procs):
+            kill_group(proc)
+        if self.container is not None:
+            name, self.container = self.container, None
+            # shielded: a second Ctrl-C must not leave the container running
+            await asyncio.shield(self._engine(*_remove(self.engine), name, timeout=120))
+
+
+def remove_orphans(engine: str) -> list[str]:
+    """Remove containers left by runs of this tool whose process is gone (killed with SIGKILL)."""
+    done = subprocess.run(
+        [engine, "ps", "-a", "--filter", f"label={LABEL}", "--format", f'{{{{.ID}}}} {{{{index .Labels "{LABEL}"}}}}'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    orphans = []
+    for line in done.stdout.splitlines():
+        cid, _, pid = line.partition(" ")
+        if pid.strip().isdigit() and not _alive(int(pid)):
+            orphans.append(cid)
+    if orphans:
+        subprocess.run([engine, *_remove(engine), *orphans], capture_output=True, timeout=120)
+    return orphans
+
+
+def _remove(engine: str) -> list[str]:
+    """Remove a container at once: podman would otherwise wait 10 s for it to stop."""
+    return ["rm", "-f", "-t", "0"] if engine == "podman" else ["rm", "-f"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _install_stamp(path: Path) -> str:
+    """What identifies an install folder's content: its marker file, else its mtime."""
+    marker = path / ".benchflow-continue.json"
+    source = marker if marker.is_file() else path
+    return hashlib.sha256(
+        source.read_bytes() if source.is_file() else str(source.stat().st_mtime_ns).encode()
+    ).hexdigest()[:16]
+
+
+def _stream_install(engine: str, container: str, paths: list[Path]) -> None:
+    relative = [str(p).lstrip("/") for p in paths]
+    tar = subprocess.Popen(["tar", "-C", "/", "-cf", "-", *relative], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert tar.stdout is not None
+    copy = subprocess.run([engine, "cp", "-", f"{container}:/"], stdin=tar.stdout, capture_output=True, text=True)
+    tar.stdout.close()
+    tar_err = tar.stderr.read().decode(errors="replace") if tar.stderr else ""
+    if tar.wait() != 0 or copy.returncode != 0:
+        message = (copy.stderr or tar_err or "no message").strip().splitlines()[-3:]
+        raise SandboxError(f"copying the agent's install into the image failed: {' | '.join(message)}")
