@@ -173,7 +173,10 @@ ReplayOnlyOpt = Annotated[
 SandboxOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--sandbox", metavar="BACKEND", help="Sandbox backend: local (bubblewrap). [default: the recorded environment]"
+        "--sandbox",
+        metavar="BACKEND",
+        help="Sandbox backend: local (bubblewrap), podman or docker (a container from the task's image). "
+        "[default: the recorded environment; a recorded docker run goes to whichever engine answers]",
     ),
 ]
 OnDivergenceOpt = Annotated[

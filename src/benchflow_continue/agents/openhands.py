@@ -13,11 +13,12 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,7 +202,7 @@ async def run_openhands(
         seed.unlink()
     argv, environment = sandbox.command([install.binary, "acp", "--always-approve", "--override-with-envs"], env)
     outcome = AgentOutcome(stop_reason="running")
-    with open(stderr_path, "ab") as stderr:
+    with open(stderr_path, "ab") as stderr, _acp_log_to(stderr_path):
         async with spawn_agent_process(
             _Client(outcome.events, on_update),
             argv[0],
@@ -250,6 +251,29 @@ async def _drive(conn: ClientSideConnection, cwd: str, prompts: list[str], outco
         outcome.stop_reason = str(response.stop_reason)
         if outcome.stop_reason != "end_turn":
             break
+
+
+@contextlib.contextmanager
+def _acp_log_to(path: Path) -> Iterator[None]:
+    """The ACP library logs what it cannot parse (a crashing agent's last words) with a
+    traceback on the root logger: into the agent's log with it, not onto the user's terminal."""
+    handler = logging.FileHandler(path)
+    handler.addFilter(lambda record: "acp" in Path(record.pathname).parts)
+    root = logging.getLogger()
+    added = [handler]
+    if not root.handlers:  # keep what Python would print for everything else
+        others = logging.StreamHandler()
+        others.setLevel(logging.WARNING)
+        others.addFilter(lambda record: "acp" not in Path(record.pathname).parts)
+        added.append(others)
+    for each in added:
+        root.addHandler(each)
+    try:
+        yield
+    finally:
+        for each in added:
+            root.removeHandler(each)
+        handler.close()
 
 
 def _tail(path: Path, lines: int = 3) -> str:

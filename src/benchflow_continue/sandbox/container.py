@@ -353,8 +353,10 @@ class ContainerSandbox:
             f"{source}/." if source.is_dir() else str(source),
             f"{self.container}:{target}",
         )
-        if self.user not in ("root", "0") and (target.startswith(self.home + "/") or target == self.home):
-            await self.exec(["chown", "-R", self.user, target], timeout=60)
+        if self.user not in ("root", "0") and target.startswith(self.home.rstrip("/") + "/"):
+            # what mkdir made as root under the home folder is the user's too (e.g. ~/.openhands)
+            top = self.home.rstrip("/") + "/" + target[len(self.home.rstrip("/")) + 1 :].split("/")[0]
+            await self.exec(["chown", "-R", f"{self.user}:", top], timeout=60)
 
     async def download(self, source: str, target: Path) -> None:
         assert self.container is not None, "sandbox not started"
