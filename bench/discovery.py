@@ -44,7 +44,13 @@ def run(rollouts: int, size_mb: int) -> dict:
         todo = sum(c.state == "todo" for c in found)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return {"rollouts": rollouts, "trajectory_mb": size_mb, "build_s": round(built, 2), "discovery_s": round(elapsed, 3), "to_continue": todo}
+    return {
+        "rollouts": rollouts,
+        "trajectory_mb": size_mb,
+        "build_s": round(built, 2),
+        "discovery_s": round(elapsed, 3),
+        "to_continue": todo,
+    }
 
 
 def main() -> None:

@@ -30,11 +30,28 @@ def recording(n: int, max_kb: int) -> bytes:
     messages: list[dict[str, Any]] = [{"role": "system", "content": "s" * 1500}, {"role": "user", "content": "task"}]
     step = max(1, (max_kb * 1024 - 2048) // max(1, n - 1) // 2)
     for i in range(n):
-        body = {"model": "m", "messages": list(messages), "tools": [{"type": "function", "function": {"name": "terminal"}}]}
-        call = {"id": f"call_{i}", "type": "function", "function": {"name": "terminal", "arguments": json.dumps({"command": f"echo {i}"})}}
+        body = {
+            "model": "m",
+            "messages": list(messages),
+            "tools": [{"type": "function", "function": {"name": "terminal"}}],
+        }
+        call = {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": "terminal", "arguments": json.dumps({"command": f"echo {i}"})},
+        }
         answer = {
-            "id": f"r{i}", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "ok", "tool_calls": [call]}}],
+            "id": f"r{i}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {"role": "assistant", "content": "ok", "tool_calls": [call]},
+                }
+            ],
             "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
         }
         lines.append(json.dumps({"request": {"body": body}, "response": {"status_code": 200, "body": answer}}))
@@ -46,12 +63,16 @@ def recording(n: int, max_kb: int) -> bytes:
 
 
 def drive(python: str, which: str, path: Path, bodies: list[bytes]) -> list[float]:
-    server = subprocess.Popen([python, str(HERE / "serve.py"), which, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [python, str(HERE / "serve.py"), which, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
         latencies = []
-        with httpx.Client(base_url=url, headers={"Authorization": "Bearer k", "Content-Type": "application/json"}, timeout=60) as client:
+        with httpx.Client(
+            base_url=url, headers={"Authorization": "Bearer k", "Content-Type": "application/json"}, timeout=60
+        ) as client:
             for body in bodies:
                 started = time.perf_counter()
                 answer = client.post("/v1/chat/completions", content=body)
@@ -74,7 +95,11 @@ def figures(latencies: list[float]) -> dict[str, float]:
 
 def run(exchanges: int, max_kb: int, benchflow_python: str | None) -> dict[str, Any]:
     data = recording(exchanges, max_kb)
-    results: dict[str, Any] = {"exchanges": exchanges, "max_request_kb": max_kb, "recording_mb": round(len(data) / 1e6, 1)}
+    results: dict[str, Any] = {
+        "exchanges": exchanges,
+        "max_request_kb": max_kb,
+        "recording_mb": round(len(data) / 1e6, 1),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "llm_trajectory.jsonl"
         path.write_bytes(data)

@@ -22,7 +22,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -159,11 +159,16 @@ def redactor(extra: Iterable[str] = ()) -> Any:
     return redact
 
 
-def stitch(recorded: list[Exchange], served_upto: int | None, live: list[dict[str, Any]], redact: Any) -> bytes:
-    """The recorded lines up to the last one served (byte for byte), then the live exchanges."""
-    lines = [e.raw for e in recorded if served_upto is not None and e.index <= served_upto]
-    lines += [redact(json.dumps(x, ensure_ascii=False)).encode() for x in live]
-    return b"".join(line + b"\n" for line in lines)
+def stitch(
+    recorded: list[Exchange], served_upto: int | None, live: list[dict[str, Any]], redact: Any
+) -> Iterator[bytes]:
+    """The recorded lines up to the last one served (byte for byte), then the live exchanges,
+    one line at a time: a recording of any size is never held whole."""
+    for exchange in recorded:
+        if served_upto is not None and exchange.index <= served_upto:
+            yield exchange.raw + b"\n"
+    for x in live:
+        yield redact(json.dumps(x, ensure_ascii=False)).encode() + b"\n"
 
 
 def write_json(path: Path, data: Any) -> None:

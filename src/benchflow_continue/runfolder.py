@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import NotContinuable, RunFolderError
 
@@ -21,7 +23,9 @@ __all__ = [
     "Exchange",
     "RunFolder",
     "load_run_folder",
+    "Span",
     "parse_trajectory",
+    "read_trajectory",
 ]
 
 TRAJECTORY = Path("trajectory") / "llm_trajectory.jsonl"
@@ -29,16 +33,71 @@ TIMEOUT_CATEGORIES = frozenset({"timeout", "idle_timeout"})
 
 
 @dataclass(frozen=True)
+class Span:
+    """Where an exchange's bytes are: in the trajectory file (read on demand) or in memory."""
+
+    source: Path | bytes
+    offset: int
+    length: int
+    lines: tuple[tuple[int, int], ...] = ()  # (offset, length) of each line, when split over two
+
+    def read(self) -> bytes:
+        if isinstance(self.source, bytes):
+            return self.source[self.offset : self.offset + self.length]
+        with open(self.source, "rb") as f:
+            f.seek(self.offset)
+            return f.read(self.length)
+
+
+@lru_cache(maxsize=8)  # a replay reads each exchange a few times in a row; never the whole file
+def _load(span: Span) -> tuple[bytes, dict[str, Any]]:
+    data = span.read()
+    if not span.lines:
+        raw = data.rstrip(b"\r")
+        return raw, json.loads(raw)
+    parts = [data[o - span.offset : o - span.offset + n].rstrip(b"\r") for o, n in span.lines]
+    merged: dict[str, Any] = {}
+    for part in parts:
+        merged.update(json.loads(part))
+    return b"\n".join(parts), merged
+
+
+@dataclass(frozen=True, eq=False)
 class Exchange:
-    """One recorded LLM call: the request the agent sent and the answer it got."""
+    """One recorded LLM call: the request the agent sent and the answer it got.
+
+    Only a summary is held in memory; the request and response are read from the
+    trajectory file when asked for, so a recording of any size loads in bounded memory."""
 
     index: int
     line: int  # 1-based line of the file where the exchange starts
-    raw: bytes  # the exchange's own line(s), byte for byte, for stitching
-    request: dict[str, Any]
-    response: dict[str, Any]
+    span: Span
+    status: int = 200
+    ok: bool = True  # a usable answer: status 200 and at least one choice
+    usage: dict[str, Any] = field(default_factory=dict)
+    response_model: str | None = None
+    n_tool_calls: int = 0
     duration_ms: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, index: int, line: int, obj: dict[str, Any], raw: bytes | None = None) -> Exchange:
+        """An exchange from its parsed object (and its bytes, else they are re-serialised)."""
+        data = raw if raw is not None else json.dumps(obj).encode()
+        return _summary(index, line, Span(data, 0, len(data)), obj)
+
+    @property
+    def raw(self) -> bytes:
+        """The exchange's own line(s), byte for byte, for stitching."""
+        return _load(self.span)[0]
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return _load(self.span)[1]["request"]
+
+    @property
+    def response(self) -> dict[str, Any]:
+        return _load(self.span)[1]["response"]
 
     @property
     def request_body(self) -> dict[str, Any]:
@@ -49,25 +108,30 @@ class Exchange:
         body = self.response.get("body")
         return body if isinstance(body, dict) else {}
 
-    @property
-    def status(self) -> int:
-        return int(self.response.get("status_code", 200))
 
-    @property
-    def ok(self) -> bool:
-        """A usable answer: status 200 and at least one choice."""
-        choices = self.response_body.get("choices")
-        return (
-            self.status == 200
-            and isinstance(choices, list)
-            and bool(choices)
-            and all(isinstance(c, dict) for c in choices)
-        )
-
-    @property
-    def usage(self) -> dict[str, Any]:
-        usage = self.response_body.get("usage")
-        return usage if isinstance(usage, dict) else {}
+def _summary(index: int, line: int, span: Span, obj: dict[str, Any]) -> Exchange:
+    response = obj["response"]
+    body = response.get("body") if isinstance(response.get("body"), dict) else {}
+    choices = body.get("choices")
+    status = int(response.get("status_code", 200))
+    ok = status == 200 and isinstance(choices, list) and bool(choices) and all(isinstance(c, dict) for c in choices)
+    messages = [c.get("message") for c in choices or [] if isinstance(c, dict)] if isinstance(choices, list) else []
+    calls = sum(len(m["tool_calls"]) for m in messages if isinstance(m, dict) and isinstance(m.get("tool_calls"), list))
+    usage = body.get("usage")
+    model = body.get("model")
+    duration = obj.get("duration_ms")
+    return Exchange(
+        index=index,
+        line=line,
+        span=span,
+        status=status,
+        ok=ok,
+        usage=usage if isinstance(usage, dict) else {},
+        response_model=model if isinstance(model, str) else None,
+        n_tool_calls=calls,
+        duration_ms=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None,
+        metadata=obj["metadata"] if isinstance(obj.get("metadata"), dict) else {},
+    )
 
 
 @dataclass
@@ -243,25 +307,51 @@ def _check_exchange(path: Path, line: int, obj: dict[str, Any]) -> None:
         raise RunFolderError(path, f"response.status_code must be an integer, found {status!r}", line)
 
 
-def parse_trajectory(path: Path, data: bytes) -> tuple[list[Exchange], list[str]]:
-    """Parse ``llm_trajectory.jsonl`` bytes into exchanges, with notes on what was tolerated.
+def _lines(f: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """Each line of ``f`` (with its newline) and its offset; memory is one line at a time."""
+    offset = 0
+    for raw in f:
+        yield offset, raw
+        offset += len(raw)
 
-    Tolerated: blank lines; an exchange written as a request line followed by a
-    response line. Refused: anything else that is not an exchange.
-    """
+
+def parse_trajectory(path: Path, data: bytes) -> tuple[list[Exchange], list[str]]:
+    """Parse ``llm_trajectory.jsonl`` bytes held in memory; see :func:`read_trajectory`."""
+    import io
+
+    return _parse(path, _lines(io.BytesIO(data)), data)
+
+
+def read_trajectory(path: Path) -> tuple[list[Exchange], list[str], str]:
+    """Parse the file line by line: exchanges, notes on what was tolerated, the file's sha256."""
+    digest = hashlib.sha256()
+
+    def hashed(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+        for offset, raw in lines:
+            digest.update(raw)
+            yield offset, raw
+
+    with open(path, "rb") as f:
+        exchanges, notes = _parse(path, hashed(_lines(f)), path)
+    return exchanges, notes, digest.hexdigest()
+
+
+def _parse(path: Path, lines: Iterator[tuple[int, bytes]], source: Path | bytes) -> tuple[list[Exchange], list[str]]:
+    """Tolerated: blank lines; an exchange written as a request line followed by a
+    response line. Refused: anything else that is not an exchange."""
     exchanges: list[Exchange] = []
     notes: list[str] = []
-    lines = data.split(b"\n")
-    last_content = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
     blank = 0
-    pending: tuple[int, bytes, dict[str, Any]] | None = None  # a request-only line
-    for i, raw in enumerate(lines):
-        lineno = i + 1
-        if not raw.strip():
-            blank += 1 if i < len(lines) - 1 else 0
+    pending: tuple[int, int, int, dict[str, Any]] | None = None  # a request-only line: line, offset, length, obj
+    for lineno, (offset, raw) in enumerate(lines, start=1):
+        complete = raw.endswith(b"\n")
+        content = raw[:-1] if complete else raw
+        if not content.strip():
+            if complete:
+                blank += 1
             continue
         try:
-            text = raw.decode("utf-8")
+            text = content.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise RunFolderError(
                 path, f"not UTF-8 (byte {exc.start}); expected one JSON exchange per line", lineno
@@ -271,7 +361,7 @@ def parse_trajectory(path: Path, data: bytes) -> tuple[list[Exchange], list[str]
         except (RecursionError, ValueError) as exc:
             if not isinstance(exc, json.JSONDecodeError):
                 raise RunFolderError(path, f"not usable JSON ({_reason(exc)})", lineno) from None
-            if i == last_content and not data.endswith(b"\n"):
+            if not complete:
                 raise RunFolderError(
                     path,
                     f"last line is truncated ({exc.msg}): the run was killed while writing it; "
@@ -281,43 +371,34 @@ def parse_trajectory(path: Path, data: bytes) -> tuple[list[Exchange], list[str]
             raise RunFolderError(path, f"not valid JSON ({exc.msg} at column {exc.colno})", lineno) from None
         if not isinstance(obj, dict):
             raise RunFolderError(path, f"expected a JSON object (an exchange), found {type(obj).__name__}", lineno)
+        length = len(content)
         if "request" in obj and "response" not in obj:
             if pending is not None:
                 raise RunFolderError(path, "request line follows another request line with no response", lineno)
-            pending = (lineno, raw, obj)
+            pending = (lineno, offset, length, obj)
             continue
         if "response" in obj and "request" not in obj:
             if pending is None:
                 raise RunFolderError(path, "response with no request before it", lineno)
-            start, first_raw, first = pending
+            start, first_offset, first_length, first = pending
             pending = None
             merged = {**first, **obj}
             _check_exchange(path, start, merged)
-            exchanges.append(_exchange(len(exchanges), start, first_raw + b"\n" + raw, merged))
+            span = Span(
+                source, first_offset, offset + length - first_offset, ((first_offset, first_length), (offset, length))
+            )
+            exchanges.append(_summary(len(exchanges), start, span, merged))
             notes.append(f"lines {start}-{lineno}: request and response on separate lines, joined")
             continue
         if pending is not None:
             raise RunFolderError(path, "request with no response after it", pending[0])
         _check_exchange(path, lineno, obj)
-        exchanges.append(_exchange(len(exchanges), lineno, raw, obj))
+        exchanges.append(_summary(len(exchanges), lineno, Span(source, offset, length), obj))
     if pending is not None:
         raise RunFolderError(path, "request with no response after it (last exchange incomplete)", pending[0])
     if blank:
         notes.append(f"{blank} blank line(s) skipped")
     return exchanges, notes
-
-
-def _exchange(index: int, line: int, raw: bytes, obj: dict[str, Any]) -> Exchange:
-    duration = obj.get("duration_ms")
-    return Exchange(
-        index=index,
-        line=line,
-        raw=raw.rstrip(b"\r"),
-        request=obj["request"],
-        response=obj["response"],
-        duration_ms=float(duration) if isinstance(duration, (int, float)) else None,
-        metadata=obj["metadata"] if isinstance(obj.get("metadata"), dict) else {},
-    )
 
 
 def load_run_folder(path: Path, *, allow_empty: bool = False) -> RunFolder:
@@ -341,8 +422,7 @@ def load_run_folder(path: Path, *, allow_empty: bool = False) -> RunFolder:
         raise RunFolderError(trajectory, "is a folder; expected the JSONL file of recorded exchanges")
     if not trajectory.is_file():
         raise RunFolderError(trajectory, "missing; the recorded LLM exchanges are what replay serves")
-    data = trajectory.read_bytes()
-    exchanges, notes = parse_trajectory(trajectory, data)
+    exchanges, notes, sha256 = read_trajectory(trajectory)
     if not exchanges and not allow_empty:
         raise RunFolderError(trajectory, "holds no exchanges; there is nothing to replay")
     return RunFolder(
@@ -351,7 +431,7 @@ def load_run_folder(path: Path, *, allow_empty: bool = False) -> RunFolder:
         result=result,
         prompts=prompts,
         exchanges=exchanges,
-        trajectory_sha256=hashlib.sha256(data).hexdigest(),
+        trajectory_sha256=sha256,
         notes=notes,
     )
 

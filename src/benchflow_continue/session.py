@@ -27,7 +27,7 @@ from .matching import CLASSES
 from .output import OutputPaths, output_name, redactor, stitch, write_json
 from .proxy import ReplayProxy
 from .replay import POLICIES, Router
-from .runfolder import RunFolder, check_continuable, load_run_folder
+from .runfolder import Exchange, RunFolder, check_continuable, load_run_folder
 from .sandbox import Sandbox, check_backend, make_sandbox, resolve_backend
 from .sandbox.base import workspace_digest
 from .task import Task, load_task, resolve_task_dir
@@ -321,14 +321,22 @@ async def execute(
         paths.discard()
         raise
     finally:
-        if rec.proxy is not None:
-            await rec.proxy.stop()
-        if sandbox is not None:
-            await sandbox.stop()
+        try:
+            if rec.proxy is not None:
+                await rec.proxy.stop()
+            if sandbox is not None:
+                await sandbox.stop()
+        except BaseException:
+            paths.discard()  # interrupted while tearing down
+            raise
         clock.mark("end")
     keep = False
     try:
+        progress("phase", {"phase": "writing"})
         summary = _write(plan, paths, rec, redactor([key]))
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # a SIGTERM that a clean-up step swallowed
+            raise asyncio.CancelledError
         try:
             paths.commit()
         except OutputExists:
@@ -342,16 +350,9 @@ async def execute(
     return summary
 
 
-def _tool_calls(body: dict[str, Any]) -> int:
-    choices = body.get("choices") if isinstance(body.get("choices"), list) else []
-    messages = [c.get("message") for c in choices if isinstance(c, dict) and isinstance(c.get("message"), dict)]
-    return sum(len(m["tool_calls"]) for m in messages if isinstance(m.get("tool_calls"), list))
-
-
-def _priced_model(body: dict[str, Any], metadata: dict[str, Any] | None) -> str | None:
+def _priced_model(exchange: Exchange) -> str | None:
     """The provider's model name of a call, for its price."""
-    metadata = metadata or {}
-    return metadata.get("provider_model") or body.get("model")
+    return exchange.metadata.get("provider_model") or exchange.response_model
 
 
 def _judge(rec: _Record, plan: Plan) -> None:
@@ -389,7 +390,8 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
     router, clock, proxy, outcome = rec.router, rec.clock, rec.proxy, rec.outcome
     live = proxy.live_exchanges if proxy else []
     last = router.last_served_index
-    paths.trajectory.write_bytes(stitch(run.exchanges, last, live, redact))
+    with open(paths.trajectory, "wb") as f:
+        f.writelines(stitch(run.exchanges, last, live, redact))
     if outcome is not None:
         paths.acp_trajectory.write_text("".join(redact(json.dumps(e)) + "\n" for e in outcome.events))
     if paths.agent_log.exists():
@@ -397,10 +399,9 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
     write_json(paths.prompts, plan.prompts)
 
     prefix = [e for e in run.exchanges if last is not None and e.index <= last]
-    recorded_usage = totals((_priced_model(e.response_body, e.metadata), e.usage) for e in prefix)
-    live_usage = totals(
-        (_priced_model(x["response"]["body"], x["metadata"]), x["response"]["body"].get("usage")) for x in live
-    )
+    recorded_usage = totals((_priced_model(e), e.usage) for e in prefix)
+    live_calls = [Exchange.of(i, 0, x) for i, x in enumerate(live)]  # summarised as the recorded ones are
+    live_usage = totals((_priced_model(e), e.usage) for e in live_calls)
     total_usage = {k: recorded_usage[k] + live_usage[k] for k in TOKEN_FIELDS}
     costs = [c for c in (recorded_usage["cost_usd"], live_usage["cost_usd"]) if c is not None]
     # replay: from the agent's first request to the cut-point (its boot is reported apart)
@@ -439,8 +440,7 @@ def _write(plan: Plan, paths: OutputPaths, rec: _Record, redact: Callable[[str],
         "rewards": rec.rewards,
         "n_prompts": len(plan.prompts),
         # of the stitched run (the source's own count would be stale)
-        "n_tool_calls": sum(_tool_calls(e.response_body) for e in prefix)
-        + sum(_tool_calls(x["response"]["body"]) for x in live),
+        "n_tool_calls": sum(e.n_tool_calls for e in [*prefix, *live_calls]),
         # the whole continuous run, with the recorded prefix and this live leg apart:
         # adding the source's figures to these would count the prefix twice
         "agent_result": {

@@ -86,8 +86,6 @@ def test_interrupt_during_replay_leaves_no_container(tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == 130
     assert leftover_containers(ENGINE, proc.pid) == []
     assert_nothing_left(proc, tmp_path)
-    agents = subprocess.run(["pgrep", "-f", "openhands acp"], capture_output=True, text=True).stdout
-    assert agents == ""
 
 
 def test_a_killed_run_s_container_is_removed_by_the_next_run(tmp_path: Path) -> None:

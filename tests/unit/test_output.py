@@ -12,11 +12,11 @@ from benchflow_continue.runfolder import load_run_folder
 def test_stitch_keeps_recorded_lines_byte_for_byte(rollout: Path) -> None:
     run = load_run_folder(rollout)
     live = [{"request": {"body": {"messages": []}}, "response": {"status_code": 200, "body": {}}}]
-    stitched = stitch(run.exchanges, 3, live, lambda s: s).splitlines()
+    stitched = b"".join(stitch(run.exchanges, 3, live, lambda s: s)).splitlines()
     original = (rollout / "trajectory" / "llm_trajectory.jsonl").read_bytes().splitlines()
     assert stitched[:4] == original[:4]
     assert len(stitched) == 5 and b'"status_code": 200' in stitched[4]
-    assert stitch(run.exchanges, None, [], lambda s: s) == b""
+    assert b"".join(stitch(run.exchanges, None, [], lambda s: s)) == b""
 
 
 def test_redactor_blanks_host_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,9 @@ def raw(body: dict[str, Any]) -> bytes:
 
 def exchange(index: int, body: dict[str, Any], status: int = 200, choices: bool = True) -> Exchange:
     answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": f"a{index}"}}]} if choices else {}
-    return Exchange(index, index + 1, b"", {"body": body}, {"status_code": status, "body": answer})
+    return Exchange.of(
+        index, index + 1, {"request": {"body": body}, "response": {"status_code": status, "body": answer}}
+    )
 
 
 def conversation(n_turns: int) -> dict[str, Any]:

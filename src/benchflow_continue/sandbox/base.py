@@ -6,11 +6,16 @@ commands in it, moves files in and out, and is always torn down.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["ExecResult", "Mount", "Sandbox", "workspace_digest"]
+__all__ = ["ExecResult", "Mount", "Sandbox", "kill_group", "run_process", "workspace_digest"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +76,50 @@ async def workspace_digest(sandbox: Sandbox) -> tuple[str, str]:
 
         raise SandboxError(f"could not digest {sandbox.workdir}: {result.stderr.strip()[-300:]}")
     return "sha256:" + hashlib.sha256(result.stdout.encode()).hexdigest(), result.stdout
+
+
+async def run_process(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    timeout: float | None = None,
+    running: set[asyncio.subprocess.Process] | None = None,
+    on_timeout: Callable[[], Awaitable[None]] | None = None,
+) -> ExecResult:
+    """Run a host command in its own session and collect its output.
+
+    At the timeout, or when the caller is cancelled (Ctrl-C), the command is killed with
+    everything it started: nothing outlives the run. ``running`` holds it meanwhile, so a
+    sandbox's stop() can kill it too; ``on_timeout`` ends what it started elsewhere first."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    if running is not None:
+        running.add(proc)
+    try:
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        except TimeoutError:
+            if on_timeout is not None:
+                await on_timeout()
+            kill_group(proc)
+            out, err = await proc.communicate()
+            return ExecResult(-1, out.decode(errors="replace"), err.decode(errors="replace"), timed_out=True)
+    finally:
+        kill_group(proc)  # cancelled: not left running
+        if running is not None:
+            running.discard(proc)
+    return ExecResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def kill_group(proc: asyncio.subprocess.Process) -> None:
+    """Kill a process started in its own session, with everything it started."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

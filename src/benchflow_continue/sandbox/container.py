@@ -23,8 +23,7 @@ from pathlib import Path
 
 from ..errors import SandboxError, TaskError, UnsupportedTask
 from ..task import Task
-from .base import ExecResult, Mount
-from .local import kill_group
+from .base import ExecResult, Mount, kill_group, run_process
 
 __all__ = ["ContainerSandbox", "ENGINES", "LABEL", "engine_answers", "leftover_containers", "task_image_tag"]
 
@@ -130,25 +129,8 @@ class ContainerSandbox:
 
     # --- the engine's command line --------------------------------------------------------------
 
-    async def _engine(self, *args: str, timeout: float = 300, stdin: bytes | None = None) -> ExecResult:
-        proc = await asyncio.create_subprocess_exec(
-            self.engine,
-            *args,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        self._procs.add(proc)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-        except TimeoutError:
-            kill_group(proc)
-            out, err = await proc.communicate()
-            return ExecResult(-1, out.decode(errors="replace"), err.decode(errors="replace"), timed_out=True)
-        finally:
-            self._procs.discard(proc)
-        return ExecResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+    async def _engine(self, *args: str, timeout: float = 300) -> ExecResult:
+        return await run_process([self.engine, *args], timeout=timeout, running=self._procs)
 
     async def _must(self, what: str, *args: str, timeout: float = 300) -> str:
         result = await self._engine(*args, timeout=timeout)
@@ -308,26 +290,14 @@ class ContainerSandbox:
     ) -> ExecResult:
         token = secrets.token_hex(6)
         inner = {**(env or {}), MARKER: token}
-        proc = await asyncio.create_subprocess_exec(
-            *self._exec_args(inner, None, "root", False),
-            *argv,
+        return await run_process(
+            self._exec_args(inner, None, "root", False) + argv,
             env={**os.environ, **inner},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
+            timeout=timeout,
+            running=self._procs,
+            # the client going does not end what it started inside
+            on_timeout=lambda: self._kill_marked(token),
         )
-        self._procs.add(proc)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            await self._kill_marked(token)  # the client going does not end what it started inside
-            kill_group(proc)
-            out, err = await proc.communicate()
-            return ExecResult(-1, out.decode(errors="replace"), err.decode(errors="replace"), timed_out=True)
-        finally:
-            self._procs.discard(proc)
-        return ExecResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
 
     async def _kill_marked(self, token: str) -> None:
         """End every process in the container whose environment carries ``token``."""

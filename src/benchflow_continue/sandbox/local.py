@@ -14,18 +14,16 @@ Only what a Dockerfile can express without building an image is honoured:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import os
 import posixpath
 import shutil
-import signal
 import tempfile
 from pathlib import Path
 
 from ..errors import SandboxError, UnsupportedTask
 from ..task import Task
-from .base import ExecResult, Mount
+from .base import ExecResult, Mount, kill_group, run_process
 
 __all__ = ["LocalSandbox", "COMPATIBLE_BASES"]
 
@@ -205,24 +203,7 @@ class LocalSandbox:
         self, argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = None
     ) -> ExecResult:
         command, environment = self.command(argv, env or {})
-        proc = await asyncio.create_subprocess_exec(
-            *command,
-            env=environment,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        self._procs.add(proc)
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            kill_group(proc)
-            out, err = await proc.communicate()
-            return ExecResult(-1, out.decode(errors="replace"), err.decode(errors="replace"), timed_out=True)
-        finally:
-            self._procs.discard(proc)
-        return ExecResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+        return await run_process(command, env=environment, timeout=timeout, running=self._procs)
 
     async def end_commands(self) -> None:
         pass  # killing bwrap ends everything in its PID namespace
@@ -256,10 +237,3 @@ def _copy_in(source: Path, host: Path) -> None:
     else:
         host.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, host)
-
-
-def kill_group(proc: asyncio.subprocess.Process) -> None:
-    """Kill a process started in its own session, with everything it started."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
