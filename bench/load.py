@@ -52,15 +52,19 @@ def write_rollout(folder: Path, n: int, growth: int) -> dict[str, float]:
 
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from benchflow_continue.runfolder import load_run_folder
+def high_water_kb():  # this process's own peak (ru_maxrss can carry the forking parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
 folder = Path(sys.argv[1])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = high_water_kb()
 started = time.perf_counter()
 run = load_run_folder(folder)
 load_s = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = high_water_kb()
 started = time.perf_counter()
 with open(folder / "trajectory" / "llm_trajectory.jsonl", "rb") as f:
     for line in f:

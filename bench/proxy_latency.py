@@ -107,6 +107,7 @@ def run(exchanges: int, max_kb: int, benchflow_python: str | None) -> dict[str, 
         for mode in ("json", "sse"):
             bodies = [json.dumps({**row, "stream": mode == "sse"}).encode() for row in rows]
             results[f"ours_{mode}"] = figures(drive(sys.executable, "ours", path, bodies))
+            results[f"ours-file_{mode}"] = figures(drive(sys.executable, "ours-file", path, bodies))
             if benchflow_python:
                 results[f"benchflow_{mode}"] = figures(drive(benchflow_python, "benchflow", path, bodies))
     return results

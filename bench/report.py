@@ -48,7 +48,7 @@ def main() -> None:
     )
     print(f"{'':24}{'p50 ms':>10}{'p99 ms':>10}{'total s':>10}")
     for mode in ("json", "sse"):
-        for who in ("ours", "benchflow"):
+        for who in ("ours", "ours-file", "benchflow"):
             row = proxy.get(f"{who}_{mode}")
             if row:
                 print(f"{who + ' ' + mode:24}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['total_s']:>10.2f}")

@@ -7,6 +7,7 @@ and records every live exchange in the recording's own schema.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import socket
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from .live import LiveAnswer, LiveModel
 from .replay import Router, sse_events
+from .runfolder import Exchange
 
 __all__ = ["ReplayProxy", "RECORDED_REQUEST_KEYS"]
 
@@ -60,8 +62,15 @@ class ReplayProxy:
         self.cut_reason = "the recorded exchanges are used up"
         self.closed = False
         self._lock = asyncio.Lock()
+        self._warming: asyncio.Future[None] | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
+
+    def _warm(self, exchange: Exchange | None) -> None:
+        """Read the next recorded exchange while the agent works on this answer, when the
+        recording is too large to be held in memory: the next request need not wait for it."""
+        if exchange is not None and exchange.resident is None:
+            self._warming = asyncio.get_running_loop().run_in_executor(None, lambda: exchange.request and None)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application(client_max_size=MAX_BODY)
@@ -77,10 +86,16 @@ class ReplayProxy:
         sock = site._server.sockets[0]  # type: ignore[union-attr]
         bound_host, bound_port = sock.getsockname()[:2]
         self.url = f"http://{bound_host}:{bound_port}"
+        # what is loaded by now (LiteLLM, the recording) lives as long as the run: a full
+        # collection scanning it in the middle of a request costs tens of milliseconds
+        gc.freeze()
+        self._warm(self.router.upcoming)
         return self.url
 
     async def stop(self) -> None:
         self.closed = True
+        if self._warming is not None:
+            await asyncio.gather(self._warming, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -133,7 +148,10 @@ class ReplayProxy:
             return _error(400, "request body must be an object with a 'messages' list", "invalid_request_error")
         stream = bool(body.get("stream"))
         async with self._lock:
+            if self._warming is not None:
+                await self._warming
             decision = self.router.route(raw, body)
+            self._warm(self.router.upcoming)
             verdict = decision.verdict
             if decision.diverged:
                 assert verdict is not None

@@ -71,6 +71,11 @@ class Router:
         return len(self.queue) - len(self.served)
 
     @property
+    def upcoming(self) -> Exchange | None:
+        """The recorded exchange the next new request will be matched against."""
+        return self.queue[len(self.served)] if self.remaining and not self.live_started else None
+
+    @property
     def last_served_index(self) -> int | None:
         return self.served[-1].index if self.served else None
 

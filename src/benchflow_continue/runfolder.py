@@ -30,6 +30,8 @@ __all__ = [
 
 TRAJECTORY = Path("trajectory") / "llm_trajectory.jsonl"
 TIMEOUT_CATEGORIES = frozenset({"timeout", "idle_timeout"})
+#: a recording up to this size is kept parsed in memory; a larger one is read as it is served
+RESIDENT_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,9 @@ def _load(span: Span) -> tuple[bytes, dict[str, Any]]:
 class Exchange:
     """One recorded LLM call: the request the agent sent and the answer it got.
 
-    Only a summary is held in memory; the request and response are read from the
-    trajectory file when asked for, so a recording of any size loads in bounded memory."""
+    The summary is always in memory. The request and response are too for a recording
+    up to :data:`RESIDENT_BYTES`; a larger one is read from the file when they are asked
+    for, so a recording of any size loads in memory bounded by its largest line."""
 
     index: int
     line: int  # 1-based line of the file where the exchange starts
@@ -79,25 +82,29 @@ class Exchange:
     n_tool_calls: int = 0
     duration_ms: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    resident: tuple[bytes, dict[str, Any]] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, index: int, line: int, obj: dict[str, Any], raw: bytes | None = None) -> Exchange:
         """An exchange from its parsed object (and its bytes, else they are re-serialised)."""
         data = raw if raw is not None else json.dumps(obj).encode()
-        return _summary(index, line, Span(data, 0, len(data)), obj)
+        return _summary(index, line, Span(data, 0, len(data)), obj, (data, obj))
+
+    def _loaded(self) -> tuple[bytes, dict[str, Any]]:
+        return self.resident if self.resident is not None else _load(self.span)
 
     @property
     def raw(self) -> bytes:
         """The exchange's own line(s), byte for byte, for stitching."""
-        return _load(self.span)[0]
+        return self._loaded()[0]
 
     @property
     def request(self) -> dict[str, Any]:
-        return _load(self.span)[1]["request"]
+        return self._loaded()[1]["request"]
 
     @property
     def response(self) -> dict[str, Any]:
-        return _load(self.span)[1]["response"]
+        return self._loaded()[1]["response"]
 
     @property
     def request_body(self) -> dict[str, Any]:
@@ -109,7 +116,9 @@ class Exchange:
         return body if isinstance(body, dict) else {}
 
 
-def _summary(index: int, line: int, span: Span, obj: dict[str, Any]) -> Exchange:
+def _summary(
+    index: int, line: int, span: Span, obj: dict[str, Any], resident: tuple[bytes, dict[str, Any]] | None = None
+) -> Exchange:
     response = obj["response"]
     body = response.get("body") if isinstance(response.get("body"), dict) else {}
     choices = body.get("choices")
@@ -131,6 +140,7 @@ def _summary(index: int, line: int, span: Span, obj: dict[str, Any]) -> Exchange
         n_tool_calls=calls,
         duration_ms=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None,
         metadata=obj["metadata"] if isinstance(obj.get("metadata"), dict) else {},
+        resident=resident,
     )
 
 
@@ -319,11 +329,15 @@ def parse_trajectory(path: Path, data: bytes) -> tuple[list[Exchange], list[str]
     """Parse ``llm_trajectory.jsonl`` bytes held in memory; see :func:`read_trajectory`."""
     import io
 
-    return _parse(path, _lines(io.BytesIO(data)), data)
+    return _parse(path, _lines(io.BytesIO(data)), data, keep=True)
 
 
-def read_trajectory(path: Path) -> tuple[list[Exchange], list[str], str]:
-    """Parse the file line by line: exchanges, notes on what was tolerated, the file's sha256."""
+def read_trajectory(path: Path, resident_bytes: int | None = None) -> tuple[list[Exchange], list[str], str]:
+    """Parse the file line by line: exchanges, notes on what was tolerated, the file's sha256.
+
+    The exchanges are kept parsed when the file is at most ``resident_bytes`` (default
+    :data:`RESIDENT_BYTES`): serving them is then a lookup, not a read and a parse."""
+    limit = RESIDENT_BYTES if resident_bytes is None else resident_bytes
     digest = hashlib.sha256()
 
     def hashed(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
@@ -332,17 +346,19 @@ def read_trajectory(path: Path) -> tuple[list[Exchange], list[str], str]:
             yield offset, raw
 
     with open(path, "rb") as f:
-        exchanges, notes = _parse(path, hashed(_lines(f)), path)
+        exchanges, notes = _parse(path, hashed(_lines(f)), path, keep=os.fstat(f.fileno()).st_size <= limit)
     return exchanges, notes, digest.hexdigest()
 
 
-def _parse(path: Path, lines: Iterator[tuple[int, bytes]], source: Path | bytes) -> tuple[list[Exchange], list[str]]:
+def _parse(
+    path: Path, lines: Iterator[tuple[int, bytes]], source: Path | bytes, *, keep: bool
+) -> tuple[list[Exchange], list[str]]:
     """Tolerated: blank lines; an exchange written as a request line followed by a
     response line. Refused: anything else that is not an exchange."""
     exchanges: list[Exchange] = []
     notes: list[str] = []
     blank = 0
-    pending: tuple[int, int, int, dict[str, Any]] | None = None  # a request-only line: line, offset, length, obj
+    pending: tuple[int, int, bytes, dict[str, Any]] | None = None  # a request-only line: line, offset, bytes, obj
     for lineno, (offset, raw) in enumerate(lines, start=1):
         complete = raw.endswith(b"\n")
         content = raw[:-1] if complete else raw
@@ -375,25 +391,26 @@ def _parse(path: Path, lines: Iterator[tuple[int, bytes]], source: Path | bytes)
         if "request" in obj and "response" not in obj:
             if pending is not None:
                 raise RunFolderError(path, "request line follows another request line with no response", lineno)
-            pending = (lineno, offset, length, obj)
+            pending = (lineno, offset, content, obj)
             continue
         if "response" in obj and "request" not in obj:
             if pending is None:
                 raise RunFolderError(path, "response with no request before it", lineno)
-            start, first_offset, first_length, first = pending
+            start, first_offset, first_content, first = pending
             pending = None
             merged = {**first, **obj}
             _check_exchange(path, start, merged)
-            span = Span(
-                source, first_offset, offset + length - first_offset, ((first_offset, first_length), (offset, length))
-            )
-            exchanges.append(_summary(len(exchanges), start, span, merged))
+            lines_at = ((first_offset, len(first_content)), (offset, length))
+            span = Span(source, first_offset, offset + length - first_offset, lines_at)
+            joined = first_content.rstrip(b"\r") + b"\n" + content.rstrip(b"\r")
+            exchanges.append(_summary(len(exchanges), start, span, merged, (joined, merged) if keep else None))
             notes.append(f"lines {start}-{lineno}: request and response on separate lines, joined")
             continue
         if pending is not None:
             raise RunFolderError(path, "request with no response after it", pending[0])
         _check_exchange(path, lineno, obj)
-        exchanges.append(_summary(len(exchanges), lineno, Span(source, offset, length), obj))
+        resident = (content.rstrip(b"\r"), obj) if keep else None
+        exchanges.append(_summary(len(exchanges), lineno, Span(source, offset, length), obj, resident))
     if pending is not None:
         raise RunFolderError(path, "request with no response after it (last exchange incomplete)", pending[0])
     if blank:

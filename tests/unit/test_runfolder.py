@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from benchflow_continue.errors import NotContinuable, RunFolderError
-from benchflow_continue.runfolder import check_continuable, load_run_folder
+from benchflow_continue.runfolder import check_continuable, load_run_folder, read_trajectory
 
 TRAJ = Path("trajectory/llm_trajectory.jsonl")
 
@@ -169,3 +169,29 @@ def test_fields_of_the_other_file_are_not_read(rollout: Path) -> None:
     result = json.loads((rollout / "result.json").read_text())
     (rollout / "result.json").write_text(json.dumps({**result, "source": "x"}))
     assert load_run_folder(rollout).task_name == "notes-summary"
+
+
+def test_a_50_mb_line_loads_and_is_read_back_byte_for_byte(rollout: Path) -> None:
+    rows = lines(rollout)
+    big = json.loads(rows[1])
+    big["request"]["body"]["messages"].append({"role": "tool", "tool_call_id": "x", "content": "y" * 50_000_000})
+    huge = json.dumps(big).encode()
+    write_lines(rollout, [rows[0], huge, *rows[2:]])
+    assert load_run_folder(rollout).exchanges[1].raw == huge
+    # a recording above the residency limit is read from the file as it is served
+    exchanges, _, _ = read_trajectory(rollout / TRAJ, resident_bytes=0)
+    assert len(exchanges) == len(rows) and exchanges[1].resident is None
+    assert exchanges[1].raw == huge and exchanges[1].request == big["request"]
+    assert exchanges[2].raw == rows[2] and exchanges[2].line == 3
+
+
+def test_a_split_exchange_reads_back_both_of_its_lines(rollout: Path) -> None:
+    rows = lines(rollout)
+    first = json.loads(rows[0])
+    request_line = json.dumps({"request": first["request"]}).encode()
+    response_line = json.dumps({"response": first["response"]}).encode()
+    write_lines(rollout, [request_line, b"", response_line, *rows[1:]])
+    for resident in (None, 0):  # kept in memory, and read back from the file
+        exchange = read_trajectory(rollout / TRAJ, resident_bytes=resident)[0][0]
+        assert exchange.raw == request_line + b"\n" + response_line
+        assert exchange.request == first["request"] and exchange.response == first["response"]
