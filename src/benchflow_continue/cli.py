@@ -549,7 +549,8 @@ def inspect_command(
     for i, link in enumerate(info["continuation_chain"], 1):
         out.print(
             f"continued from ({i}): {link['rollout']} at exchange {link['cut_point']} "
-            f"(live model {link['live_model']}; trajectory sha256 {link['trajectory_sha256'][:12]}…)"
+            f"(live model {link['live_model'] or 'none: a replay-only rebuild'}; "
+            f"trajectory sha256 {link['trajectory_sha256'][:12]}…)"
         )
     if info["match_counts"]:
         out.print(
@@ -557,6 +558,8 @@ def inspect_command(
         )
     verdict = "can be continued" if info["continuable"] else "cannot be continued"
     out.print(verdict + (": " + "; ".join(info["notes"]) if info["notes"] else ""))
+    if not info["continuable"] and "not found" in " ".join(info["notes"]):
+        out.print("(pass --tasks-dir DIR, where DIR/<task name> is the task folder)")
 
 
 @app.command("install-agent", help="Install OpenHands into the cached agent environment (done on first use anyway).")

@@ -52,8 +52,8 @@ def describe(path: Path, tasks_dir: Path | None = None) -> dict[str, Any]:
     timing = result.get("timing") if isinstance(result.get("timing"), dict) else {}
     reasons: list[str] = []
     try:
-        warnings = check_continuable(run, require_timeout=False)
-        reasons += warnings
+        # the run command goes on after these; here they are only notes
+        reasons += [w.removesuffix("; continuing anyway") for w in check_continuable(run, require_timeout=False)]
         if not run.exchanges:
             raise InputError("the trajectory holds no exchanges: nothing to replay")
         load_task(resolve_task_dir(run.task_name, tasks_dir, run.config.get("task_path")))

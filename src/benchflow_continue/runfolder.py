@@ -461,7 +461,9 @@ def check_continuable(run: RunFolder, *, require_timeout: bool) -> list[str]:
         )
     warnings: list[str] = []
     if not run.is_timeout:
-        status = run.error_category or ("no result.json" if run.result is None else "no error (completed)")
+        status = run.error_category or (
+            "unknown (no result.json)" if run.result is None else "completed, with no error"
+        )
         message = f"{run.path}: recorded status is {status}, not a timeout"
         if require_timeout:
             raise NotContinuable(message + " (refused under --require-timeout)")

@@ -18,7 +18,7 @@ TASK = Path(__file__).resolve().parents[2] / "examples" / "tasks" / "inventory-r
 @pytest.fixture
 def engines(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     answering: set[str] = set()
-    monkeypatch.setattr(container, "engine_answers", lambda engine: engine in answering)
+    monkeypatch.setattr(container, "engine_problem", lambda e: None if e in answering else f"{e} is not installed")
     return answering
 
 
@@ -44,7 +44,7 @@ def test_backend_choice(
     ("requested", "recorded", "message"),
     [
         (None, "docker", "no container engine answers here; run scripts/setup-container-engine.sh"),
-        ("podman", None, "--sandbox podman: podman is not installed or its engine does not answer"),
+        ("podman", None, "--sandbox podman: podman is not installed; run scripts/setup-container-engine.sh"),
         ("kubernetes", None, "--sandbox kubernetes: unknown backend"),
         (None, "daytona", "pass --sandbox with one of: local, docker, podman"),
     ],

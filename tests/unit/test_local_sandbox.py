@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +12,7 @@ import pytest
 
 from benchflow_continue.errors import VerifierError
 from benchflow_continue.sandbox.base import workspace_digest
-from benchflow_continue.sandbox.local import LocalSandbox
+from benchflow_continue.sandbox.local import LocalSandbox, remove_orphans
 from benchflow_continue.task import load_task
 from benchflow_continue.verify import read_reward, run_verifier
 
@@ -143,3 +146,17 @@ def test_host_credentials_never_enter_the_sandbox(monkeypatch: pytest.MonkeyPatc
         assert environment["LLM_API_KEY"] == "per-run-key" and "GEMINI_API_KEY" not in environment
 
     in_sandbox(check)
+
+
+def test_a_killed_run_s_sandbox_folder_is_removed_by_the_next_run() -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    left = Path(tempfile.gettempdir()) / f"bfc-sandbox-{dead.pid}-left"
+    (left / "workspace").mkdir(parents=True)
+    mine = Path(tempfile.mkdtemp(prefix=f"bfc-sandbox-{os.getpid()}-"))  # a live run's folder stays
+    try:
+        assert left in remove_orphans()
+        assert not left.exists() and mine.exists()
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+        shutil.rmtree(left, ignore_errors=True)

@@ -24,15 +24,14 @@ def resolve_backend(requested: str | None, recorded: str | None) -> str:
     """The backend name to use, from --sandbox or else the recorded environment.
 
     A recorded ``docker`` run is continued in a container of whichever engine answers."""
-    from .container import engine_answers
+    from .container import engine_answers, engine_problem
 
     if requested:
         if requested not in BACKENDS:
             raise InputError(f"--sandbox {requested}: unknown backend; choose one of: {', '.join(BACKENDS)}")
-        if requested in CONTAINER_ENGINES and not engine_answers(requested):
-            raise InputError(
-                f"--sandbox {requested}: {requested} is not installed or its engine does not answer; {SETUP_HINT}"
-            )
+        problem = engine_problem(requested) if requested in CONTAINER_ENGINES else None
+        if problem:
+            raise InputError(f"--sandbox {requested}: {problem}; {SETUP_HINT}")
         return requested
     if recorded in (None, "", "local"):
         return "local"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["ExecResult", "Mount", "Sandbox", "kill_group", "run_process", "workspace_digest"]
+__all__ = ["ExecResult", "Mount", "Sandbox", "kill_group", "pid_alive", "run_process", "workspace_digest"]
 
 
 @dataclass(frozen=True)
@@ -123,3 +123,14 @@ def kill_group(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that id exists (whoever owns it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -23,9 +23,17 @@ from pathlib import Path
 
 from ..errors import SandboxError, TaskError, UnsupportedTask
 from ..task import Task
-from .base import ExecResult, Mount, kill_group, run_process
+from .base import ExecResult, Mount, kill_group, pid_alive, run_process
 
-__all__ = ["ContainerSandbox", "ENGINES", "LABEL", "engine_answers", "leftover_containers", "task_image_tag"]
+__all__ = [
+    "ContainerSandbox",
+    "ENGINES",
+    "LABEL",
+    "engine_answers",
+    "engine_problem",
+    "leftover_containers",
+    "task_image_tag",
+]
 
 ENGINES = ("docker", "podman")
 #: set on every container this tool starts; its value is the owning process id
@@ -35,15 +43,31 @@ MARKER = "BENCHFLOW_CONTINUE_EXEC"
 BUILD_TIMEOUT = 3600.0
 
 
-def engine_answers(engine: str) -> bool:
-    """The engine's binary is installed and its engine (daemon or library) works."""
+_ANSWERED: set[str] = set()
+ENGINE_TIMEOUT = 120.0  # a busy engine takes tens of seconds to answer; that is not a missing one
+
+
+def engine_problem(engine: str) -> str | None:
+    """Why the engine cannot be used here, or None when it answers."""
+    if engine in _ANSWERED:
+        return None
     if shutil.which(engine) is None:
-        return False
+        return f"{engine} is not installed"
     try:
-        done = subprocess.run([engine, "info"], capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+        done = subprocess.run([engine, "version"], capture_output=True, text=True, timeout=ENGINE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return f"{engine} did not answer within {ENGINE_TIMEOUT:.0f} s (`{engine} version`); is the machine overloaded?"
+    except OSError as exc:
+        return f"{engine} cannot be run ({exc})"
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        return f"{engine}'s engine does not answer ({lines[-1] if lines else f'exit {done.returncode}'})"
+    _ANSWERED.add(engine)
+    return None
+
+
+def engine_answers(engine: str) -> bool:
+    return engine_problem(engine) is None
 
 
 def leftover_containers(engine: str, pid: int | None = None) -> list[str]:
@@ -367,7 +391,7 @@ def remove_orphans(engine: str) -> list[str]:
     orphans = []
     for line in done.stdout.splitlines():
         cid, _, pid = line.partition(" ")
-        if pid.strip().isdigit() and not _alive(int(pid)):
+        if pid.strip().isdigit() and not pid_alive(int(pid)):
             orphans.append(cid)
     if orphans:
         subprocess.run([engine, *_remove(engine), *orphans], capture_output=True, timeout=120)
@@ -377,16 +401,6 @@ def remove_orphans(engine: str) -> list[str]:
 def _remove(engine: str) -> list[str]:
     """Remove a container at once: podman would otherwise wait 10 s for it to stop."""
     return ["rm", "-f", "-t", "0"] if engine == "podman" else ["rm", "-f"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _install_stamp(path: Path) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import SandboxError, UnsupportedTask
 from ..task import Task
-from .base import ExecResult, Mount, kill_group, run_process
+from .base import ExecResult, Mount, kill_group, pid_alive, run_process
 
 __all__ = ["LocalSandbox", "COMPATIBLE_BASES"]
 
@@ -146,6 +146,7 @@ class LocalSandbox:
     async def start(self) -> None:
         if shutil.which("bwrap") is None:
             raise SandboxError("bwrap not found; install it (Debian package 'bubblewrap') or run scripts/setup.sh")
+        remove_orphans()
         self.root = Path(tempfile.mkdtemp(prefix=f"bfc-sandbox-{os.getpid()}-"))  # the pid tells whose it is
         for path in self._binds().values():
             path.mkdir(parents=True)
@@ -237,3 +238,14 @@ def _copy_in(source: Path, host: Path) -> None:
     else:
         host.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, host)
+
+
+def remove_orphans() -> list[Path]:
+    """Remove sandbox folders left by runs whose process is gone (killed with SIGKILL)."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob("bfc-sandbox-*-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
