@@ -30,6 +30,7 @@ from .replay import POLICIES, Router
 from .runfolder import Exchange, RunFolder, check_continuable, load_run_folder
 from .sandbox import Sandbox, check_backend, make_sandbox, resolve_backend
 from .sandbox.base import workspace_digest
+from .sandbox.container import USER_NAME
 from .task import Task, load_task, resolve_task_dir
 from .verify import run_verifier
 
@@ -104,7 +105,8 @@ def prepare(options: ContinueOptions) -> Plan:
     task_dir = resolve_task_dir(run.task_name, options.tasks_dir, run.config.get("task_path"))
     task = load_task(task_dir)
     backend = resolve_backend(options.sandbox, run.config.get("environment"))
-    check_backend(backend, task)  # e.g. a Dockerfile the local backend cannot honour: before anything boots
+    sandbox_user = _sandbox_user(run, backend)
+    check_backend(backend, task, user=sandbox_user)  # e.g. a Dockerfile local cannot honour: before anything boots
     live_model = None if options.replay_only else (options.model or run.model)
     if not options.replay_only and not live_model:
         raise InputError(f"{run.path / 'config.json'}: no model recorded; pass --model for the live continuation")
@@ -145,6 +147,19 @@ def prepare(options: ContinueOptions) -> Plan:
         on_divergence,
         warnings,
     )
+
+
+def _sandbox_user(run: RunFolder, backend: str) -> str | None:
+    """The recorded sandbox_user, for a backend that honours it (the local one runs as root)."""
+    user = run.config.get("sandbox_user")
+    if backend == "local" or user in (None, ""):
+        return None
+    if not isinstance(user, str) or not USER_NAME.fullmatch(user):
+        raise InputError(
+            f"{run.path / 'config.json'}: sandbox_user {json.dumps(user)} is not a user name "
+            "(lower-case letters, digits, _ and -, at most 32) or a numeric uid"
+        )
+    return user
 
 
 def _divergence_policy(options: ContinueOptions, n_exchanges: int) -> str:
@@ -257,12 +272,11 @@ async def execute(
             await asyncio.to_thread(live.prepare)
         progress("phase", {"phase": "booting sandbox"})
         clock.mark("boot")
-        recorded_user = run.config.get("sandbox_user")
         sandbox = rec.sandbox = make_sandbox(
             plan.backend,
             task,
             setup.mounts,
-            user=recorded_user if isinstance(recorded_user, str) and recorded_user else None,
+            user=_sandbox_user(run, plan.backend),
             log=lambda message: progress("log", {"message": message}),
         )
         await sandbox.start()

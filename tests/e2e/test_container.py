@@ -165,3 +165,28 @@ def test_sandbox_runs_the_image_s_build_steps_and_moves_files(tmp_path: Path) ->
 
     asyncio.run(check())
     assert leftover_containers(ENGINE, os.getpid()) == []
+
+
+def test_interrupt_during_an_image_build_leaves_no_build_step_running(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks"
+    shutil.copytree(TASKS, tasks)
+    environment = tasks / "inventory-report" / "environment"
+    (environment / "stamp.txt").write_text(str(time.time()))  # a context never built: a fresh build
+    (environment / "Dockerfile").write_text(f"FROM {BASE}\nWORKDIR /app\nCOPY inventory.csv /app/\nRUN sleep 47\n")
+
+    def building() -> set[str]:
+        listing = subprocess.run([ENGINE, "ps", "-a", "--external", "-q"], capture_output=True, text=True).stdout
+        return set(listing.split())
+
+    before = building()
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = spawn(str(RUN), "--tasks-dir", str(tasks), "--sandbox", ENGINE, "--replay-only", "--output", str(out))
+    wait_for(proc, "building localhost/benchflow-continue/inventory-report")
+    time.sleep(6)  # inside the RUN step
+    assert subprocess.run(["pgrep", "-f", "sleep 47"], capture_output=True).returncode == 0
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert subprocess.run(["pgrep", "-f", "sleep 47"], capture_output=True).returncode == 1
+    assert building() - before == set()  # no working container of the build is left
+    assert_nothing_left(proc, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,9 +11,11 @@ import pytest
 from benchflow_continue.errors import InputError, TaskError, UnsupportedTask
 from benchflow_continue.sandbox import container, resolve_backend
 from benchflow_continue.sandbox.container import ContainerSandbox, task_image_tag
+from benchflow_continue.session import ContinueOptions, prepare
 from benchflow_continue.task import load_task
 
 TASK = Path(__file__).resolve().parents[2] / "examples" / "tasks" / "inventory-report"
+EXAMPLE_RUN = TASK.parents[1] / "runs" / "inventory-report__timeout"
 
 
 @pytest.fixture
@@ -71,7 +74,20 @@ def test_task_resources_become_engine_limits(tmp_path: Path) -> None:
     assert ContainerSandbox(task, engine="podman").resources == ["--cpus", "1", "--memory", "2048m"]
 
 
-@pytest.mark.parametrize("table", ["cpus = -1", "cpus = 'two'", "memory_mb = 1.5", "memory_mb = true"])
+@pytest.mark.parametrize(
+    "table",
+    [
+        "cpus = -1",
+        "cpus = 'two'",
+        "cpus = nan",
+        "memory_mb = 1.5",
+        "memory_mb = true",
+        "memory = 'lots'",
+        "memory = 512",
+        "docker_image = 5",
+        "docker_image = '--help'",
+    ],
+)
 def test_bad_resources_are_refused_with_the_file(tmp_path: Path, table: str) -> None:
     task = load_task(_task(tmp_path, toml=f"[environment]\n{table}\n"))
     with pytest.raises(TaskError, match="task.toml: \\[environment\\]"):
@@ -101,3 +117,24 @@ def test_agent_command_keeps_values_off_the_command_line(tmp_path: Path) -> None
     assert env["LLM_API_KEY"] == "bfc-secret-key"
     assert argv[:2] == ["podman", "exec"] and argv[-3:] == ["bfc-test", "openhands", "acp"]
     assert argv[argv.index("--user") + 1] == "agent"
+
+
+def test_memory_as_a_size_string(tmp_path: Path) -> None:
+    task = load_task(_task(tmp_path, toml="[environment]\nmemory = '2G'\n"))
+    assert ContainerSandbox(task, engine="podman").resources == ["--memory", "2G"]
+
+
+@pytest.mark.parametrize("user", ["bad name with spaces", "x;rm -rf /", "Root", 5])
+def test_a_sandbox_user_that_is_not_a_name_is_refused_before_boot(
+    engines: set[str], tmp_path: Path, user: object
+) -> None:
+    engines.add("podman")
+    run = tmp_path / "jobs" / "inventory-report__timeout"
+    shutil.copytree(EXAMPLE_RUN, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "sandbox_user": user}))
+    options = ContinueOptions(run_dir=run, tasks_dir=TASK.parent, sandbox="podman", replay_only=True)
+    with pytest.raises(InputError, match="config.json: sandbox_user .* is not a user name"):
+        prepare(options)
+    options.sandbox = "local"  # the local backend runs as root whatever was recorded
+    prepare(options)

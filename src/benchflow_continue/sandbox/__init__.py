@@ -48,9 +48,9 @@ def resolve_backend(requested: str | None, recorded: str | None) -> str:
     )
 
 
-def check_backend(backend: str, task: Task) -> None:
+def check_backend(backend: str, task: Task, user: str | None = None) -> None:
     """Refuse, before anything boots, a task the backend cannot run."""
-    make_sandbox(backend, task)
+    make_sandbox(backend, task, user=user)
 
 
 def make_sandbox(

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -21,7 +23,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import SandboxError, TaskError, UnsupportedTask
+from ..errors import InputError, SandboxError, TaskError, UnsupportedTask
 from ..task import Task
 from .base import ExecResult, Mount, kill_group, pid_alive, run_process
 
@@ -98,22 +100,33 @@ def task_image_tag(task: Task) -> str:
     return f"localhost/benchflow-continue/{_slug(task.name)}:{_context_hash(task.environment_dir)}"
 
 
+_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?", re.IGNORECASE)
+#: a user name useradd accepts, or a numeric uid
+USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}|[0-9]+")
+
+
 def _resources(task: Task) -> list[str]:
-    """--cpus and --memory from task.toml's [environment]."""
+    """--cpus and --memory from task.toml's [environment], checked before anything builds."""
+    where = f"{task.path / 'task.toml'}: [environment]"
     table = task.config.get("environment", {})
     args: list[str] = []
     cpus = table.get("cpus")
     if cpus is not None:
-        if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
-            raise TaskError(f"{task.path / 'task.toml'}: [environment] cpus must be a positive number, found {cpus!r}")
+        if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not 0 < cpus < math.inf:
+            raise TaskError(f"{where} cpus must be a positive number, found {cpus!r}")
         args += ["--cpus", f"{min(float(cpus), float(os.cpu_count() or 1)):g}"]
-    memory = table.get("memory_mb")
-    if memory is not None:
-        if isinstance(memory, bool) or not isinstance(memory, int) or memory <= 0:
-            raise TaskError(f"{task.path / 'task.toml'}: [environment] memory_mb must be a positive integer")
-        args += ["--memory", f"{memory}m"]
-    elif isinstance(table.get("memory"), str):
-        args += ["--memory", table["memory"]]
+    memory_mb, memory = table.get("memory_mb"), table.get("memory")
+    if memory_mb is not None:
+        if isinstance(memory_mb, bool) or not isinstance(memory_mb, int) or memory_mb <= 0:
+            raise TaskError(f"{where} memory_mb must be a positive integer, found {memory_mb!r}")
+        args += ["--memory", f"{memory_mb}m"]
+    elif memory is not None:
+        if not isinstance(memory, str) or not _MEMORY.fullmatch(memory.strip()):
+            raise TaskError(f'{where} memory must be a size such as "2G" or "512m", found {memory!r}')
+        args += ["--memory", memory.strip()]
+    image = table.get("docker_image")
+    if image is not None and (not isinstance(image, str) or not image.strip() or image.startswith("-")):
+        raise TaskError(f'{where} docker_image must be an image name such as "python:3.12", found {image!r}')
     return args
 
 
@@ -144,6 +157,8 @@ class ContainerSandbox:
         self.image: str | None = None
         self._procs: set[asyncio.subprocess.Process] = set()
         self.resources = _resources(task)  # a bad task.toml is refused before anything builds
+        if user is not None and not USER_NAME.fullmatch(user):
+            raise InputError(f"sandbox_user {user!r} is not a user name (lower-case letters, digits, _ and -) or a uid")
         named = task.config.get("environment", {}).get("docker_image")
         if not (isinstance(named, str) and named) and not (task.environment_dir / "Dockerfile").is_file():
             raise UnsupportedTask(
@@ -181,18 +196,37 @@ class ContainerSandbox:
         tag = task_image_tag(self.task)
         if not await self._image_exists(tag):
             self.log(f"building {tag} from {dockerfile}")
-            await self._must(
-                f"building the task image from {dockerfile}",
-                "build",
-                "--network=host",
-                "-t",
-                tag,
-                "-f",
-                str(dockerfile),
-                str(self.task.environment_dir),
-                timeout=BUILD_TIMEOUT,
-            )
+            # on podman, RUN steps in a chroot are processes of the build itself, so they end
+            # with it; a failed build's intermediate containers are removed either way
+            flags = ["--isolation", "chroot", "--force-rm"] if self.engine == "podman" else ["--force-rm"]
+            before = await self._build_containers()
+            try:
+                await self._must(
+                    f"building the task image from {dockerfile}",
+                    "build",
+                    "--network=host",
+                    *flags,
+                    "-t",
+                    tag,
+                    "-f",
+                    str(dockerfile),
+                    str(self.task.environment_dir),
+                    timeout=BUILD_TIMEOUT,
+                )
+            except BaseException:
+                # an interrupted build leaves its working containers behind: remove the new ones
+                left = sorted(set(await asyncio.shield(self._build_containers())) - set(before))
+                if left:
+                    await asyncio.shield(self._engine(*_remove(self.engine), *left))
+                raise
         return tag
+
+    async def _build_containers(self) -> list[str]:
+        """The build's working containers (podman lists them as external ones)."""
+        if self.engine != "podman":
+            return []
+        listing = await self._engine("ps", "-a", "--external", "--format", "{{.ID}} {{.Names}}", timeout=60)
+        return [line.split()[0] for line in listing.stdout.splitlines() if "working-container" in line]
 
     async def _agent_image(self, base: str) -> str:
         """The task image with the agent's install at the paths it has on the host."""
