@@ -46,12 +46,15 @@ def main() -> None:
     print(
         f"replay proxy, {proxy['exchanges']} exchanges, requests 2 KB .. {proxy['max_request_kb']} KB, divergence checking on"
     )
-    print(f"{'':24}{'p50 ms':>10}{'p99 ms':>10}{'total s':>10}")
+    print(f"{'':24}{'p50 ms':>10}{'p99 ms':>10}{'total s':>10}{'p50 200KB':>11}")
     for mode in ("json", "sse"):
         for who in ("ours", "ours-file", "benchflow"):
             row = proxy.get(f"{who}_{mode}")
             if row:
-                print(f"{who + ' ' + mode:24}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['total_s']:>10.2f}")
+                print(
+                    f"{who + ' ' + mode:24}{row['p50_ms']:>10.2f}{row['p99_ms']:>10.2f}{row['total_s']:>10.2f}"
+                    f"{row['p50_200kb_ms']:>11.2f}"
+                )
         if f"benchflow_{mode}" in proxy:
             ours, theirs = proxy[f"ours_{mode}"], proxy[f"benchflow_{mode}"]
             print(

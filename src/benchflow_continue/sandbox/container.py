@@ -175,7 +175,7 @@ class ContainerSandbox:
         result = await self._engine(*args, timeout=timeout)
         if result.returncode != 0:
             message = (result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}").splitlines()
-            raise SandboxError(f"{what} failed ({self.engine} {args[0]}): {' | '.join(message[-4:])}")
+            raise SandboxError(f"{what} failed ({self.engine} {args[0]}): {' | '.join(message[-4:])[-600:]}")
         return result.stdout.strip()
 
     async def _image_exists(self, tag: str) -> bool:
@@ -191,9 +191,12 @@ class ContainerSandbox:
                 await self._must(f"pulling {named} (task.toml docker_image)", "pull", named, timeout=BUILD_TIMEOUT)
             return named
         dockerfile = self.task.environment_dir / "Dockerfile"
-        if not dockerfile.is_file():
-            raise SandboxError(f"{dockerfile}: no Dockerfile and no [environment] docker_image in task.toml")
         tag = task_image_tag(self.task)
+        async with _building(tag):  # a batch's runs of one task build it once
+            await self._build(tag, dockerfile)
+        return tag
+
+    async def _build(self, tag: str, dockerfile: Path) -> None:
         if not await self._image_exists(tag):
             self.log(f"building {tag} from {dockerfile}")
             # on podman, RUN steps in a chroot are processes of the build itself, so they end
@@ -219,7 +222,6 @@ class ContainerSandbox:
                 if left:
                     await asyncio.shield(self._engine(*_remove(self.engine), *left))
                 raise
-        return tag
 
     async def _build_containers(self) -> list[str]:
         """The build's working containers (podman lists them as external ones)."""
@@ -236,8 +238,12 @@ class ContainerSandbox:
         marks = [str(m.path) + ":" + _install_stamp(m.path) for m in self.mounts]
         digest = hashlib.sha256("\n".join([base_id, *marks]).encode()).hexdigest()[:16]
         tag = f"localhost/benchflow-continue/agent:{digest}"
-        if await self._image_exists(tag):
-            return tag
+        async with _building(tag):
+            if not await self._image_exists(tag):
+                await self._add_install(base, tag)
+        return tag
+
+    async def _add_install(self, base: str, tag: str) -> None:
         self.log(f"adding the agent's install to {base} as {tag} (once per task image)")
         staging = f"bfc-layer-{os.getpid()}-{secrets.token_hex(4)}"
         await self._must(
@@ -249,7 +255,6 @@ class ContainerSandbox:
             await self._must("committing the agent layer", "commit", staging, tag, timeout=BUILD_TIMEOUT)
         finally:
             await self._engine(*_remove(self.engine), staging)
-        return tag
 
     # --- the protocol -----------------------------------------------------------------------------
 
@@ -430,6 +435,14 @@ def remove_orphans(engine: str) -> list[str]:
     if orphans:
         subprocess.run([engine, *_remove(engine), *orphans], capture_output=True, timeout=120)
     return orphans
+
+
+_LOCKS: dict[str, asyncio.Lock] = {}
+
+
+def _building(tag: str) -> asyncio.Lock:
+    """One build of an image at a time in this process."""
+    return _LOCKS.setdefault(tag, asyncio.Lock())
 
 
 def _remove(engine: str) -> list[str]:
