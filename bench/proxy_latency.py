@@ -110,6 +110,8 @@ def run(exchanges: int, max_kb: int, benchflow_python: str | None) -> dict[str, 
         for mode in ("json", "sse"):
             bodies = [json.dumps({**row, "stream": mode == "sse"}).encode() for row in rows]
             sizes = [len(b) for b in bodies]
+            if mode == "json":  # the floor answers JSON only
+                results["floor_json"] = figures(drive(sys.executable, "floor", path, bodies), sizes)
             results[f"ours_{mode}"] = figures(drive(sys.executable, "ours", path, bodies), sizes)
             results[f"ours-file_{mode}"] = figures(drive(sys.executable, "ours-file", path, bodies), sizes)
             if benchflow_python:

@@ -48,7 +48,7 @@ def main() -> None:
     )
     print(f"{'':24}{'p50 ms':>10}{'p99 ms':>10}{'total s':>10}{'p50 200KB':>11}")
     for mode in ("json", "sse"):
-        for who in ("ours", "ours-file", "benchflow"):
+        for who in ("floor", "ours", "ours-file", "benchflow"):
             row = proxy.get(f"{who}_{mode}")
             if row:
                 print(
