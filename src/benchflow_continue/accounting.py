@@ -66,12 +66,20 @@ def normalize_usage(usage: dict[str, Any] | None) -> dict[str, int]:
     }
 
 
+def load_litellm() -> Any:
+    """LiteLLM, imported for offline use (it takes seconds: callers do it off the clock)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
+    import litellm
+
+    litellm.suppress_debug_info = True  # its banners go to stdout, where --json output goes
+    return litellm
+
+
 def cost_usd(model: str | None, tokens: dict[str, int]) -> float | None:
     """The price of one call from LiteLLM's bundled map; None for a model it does not price."""
     if not model:
         return None
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    litellm = load_litellm()
 
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .accounting import load_litellm
+
 __all__ = ["LiveAnswer", "LiveModel", "FORWARDED_PARAMS"]
 
 #: request fields forwarded to the provider; the model is replaced, the rest kept
@@ -53,14 +55,6 @@ def _base_url(model: str) -> str | None:
     return None
 
 
-def _litellm() -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
-    import litellm
-
-    litellm.suppress_debug_info = True  # its banners go to stdout, where --json output goes
-    return litellm
-
-
 def _failure(exc: Exception) -> tuple[int, dict[str, Any]]:
     """A provider exception as the status and error body the agent gets."""
     status = int(getattr(exc, "status_code", 0) or 502)
@@ -89,7 +83,7 @@ class LiveModel:
 
     def prepare(self) -> None:
         """Import LiteLLM now rather than on the first live call."""
-        _litellm()
+        load_litellm()
 
     def _params(self, body: dict[str, Any]) -> dict[str, Any]:
         params = {k: body[k] for k in FORWARDED_PARAMS if k in body}
@@ -102,7 +96,7 @@ class LiveModel:
     async def complete(self, body: dict[str, Any], send: Send | None = None) -> LiveAnswer:
         """One attempt. With ``send``, the answer is streamed through as SSE while it comes;
         the returned body is then the assembled final completion."""
-        litellm = _litellm()
+        litellm = load_litellm()
         started, clock = datetime.now(), time.monotonic()
         kwargs = dict(model=self.model, drop_params=True, timeout=self.request_timeout, num_retries=0)
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .accounting import TOKEN_FIELDS, totals
+from .accounting import TOKEN_FIELDS, load_litellm, totals
 from .agents.base import Agent, AgentOutcome
 from .agents.openhands import OpenHands, agent_env
 from .errors import ContinueError, InputError, OutputExists, ReplayDiverged, UpstreamError
@@ -251,6 +251,7 @@ async def execute(
     live = LiveModel(plan.live_model) if plan.live_model else None
     sandbox: Sandbox | None = None
     report = progress
+    pricing: asyncio.Future[Any] | None = None
 
     last_activity = [time.monotonic()]  # an LLM request or an ACP update: the agent is not idle
 
@@ -322,6 +323,8 @@ async def execute(
         _judge(rec, plan)
         rec.digest_end, _ = await workspace_digest(sandbox)
         progress("phase", {"phase": "verifying"})
+        # pricing needs LiteLLM, seconds to import: while the verifier runs, not after it
+        pricing = asyncio.ensure_future(asyncio.to_thread(load_litellm))
         clock.mark("verify")
         try:
             rec.rewards = (await run_verifier(sandbox, task, paths.verifier)).rewards
@@ -347,6 +350,8 @@ async def execute(
     keep = False
     try:
         progress("phase", {"phase": "writing"})
+        if pricing is not None:
+            await asyncio.gather(pricing, return_exceptions=True)
         summary = _write(plan, paths, rec, redactor([key]))
         task = asyncio.current_task()
         if task is not None and task.cancelling():  # a SIGTERM that a clean-up step swallowed
